@@ -1,0 +1,44 @@
+# citystream: `make demo` runs the whole system on the embedded broker; `make test` runs lint, types and every test.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+JARS   := deploy/kafka/jars/.fetched
+
+.PHONY: demo test lint typecheck unit integration install kafka-jars clean
+
+$(STAMP): pyproject.toml
+	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[embedded,dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+$(JARS): deploy/kafka/pom.xml
+	@command -v java >/dev/null || { echo "Java 17 is needed for the test Kafka: apt-get install openjdk-17-jre-headless"; exit 1; }
+	@command -v mvn >/dev/null || { echo "Maven is needed to fetch Kafka: apt-get install maven"; exit 1; }
+	@echo "fetching Apache Kafka 4.1.1 jars from Maven Central into deploy/kafka/jars (about 45 MB, once)"
+	mvn -q -B -f deploy/kafka/pom.xml dependency:copy-dependencies
+	@touch $(JARS)
+
+kafka-jars: $(JARS)
+
+demo: $(STAMP)
+	$(BIN)/citystream demo $(if $(FOR),--for $(FOR),)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit -q
+
+test: $(STAMP) $(JARS) lint typecheck
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) deploy/kafka/jars .mypy_cache .ruff_cache .pytest_cache test-output

@@ -1,0 +1,1 @@
+"""The HTTP service: operators' alerts, planners' aggregates, zones, ingest and health."""

@@ -1,0 +1,46 @@
+"""Annotated dependency aliases the routes declare."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from redis.asyncio import Redis
+
+from api.services.ingest import Ingestor
+from geo.zones import ZoneIndex
+from processors.windows import WindowStore
+from streams.keys import Keys
+from streams.settings import Settings
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def _redis(request: Request) -> Redis:
+    return request.app.state.redis  # type: ignore[no-any-return]
+
+
+def _keys(request: Request) -> Keys:
+    return request.app.state.keys  # type: ignore[no-any-return]
+
+
+def _zones(request: Request) -> ZoneIndex:
+    return request.app.state.zones  # type: ignore[no-any-return]
+
+
+def _windows(request: Request) -> WindowStore:
+    return request.app.state.windows  # type: ignore[no-any-return]
+
+
+def _ingestor(request: Request) -> Ingestor:
+    return request.app.state.ingestor  # type: ignore[no-any-return]
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+RedisDep = Annotated[Redis, Depends(_redis)]
+KeysDep = Annotated[Keys, Depends(_keys)]
+ZonesDep = Annotated[ZoneIndex, Depends(_zones)]
+WindowsDep = Annotated[WindowStore, Depends(_windows)]
+IngestorDep = Annotated[Ingestor, Depends(_ingestor)]

@@ -1,0 +1,1 @@
+"""citystream command line, embedded servers for the demo and tests, simulator."""

@@ -1,0 +1,5 @@
+"""Allow `python -m citystream`."""
+
+from citystream.cli import main
+
+raise SystemExit(main())

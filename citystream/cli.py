@@ -1,0 +1,110 @@
+"""The `citystream` command: worker, api, publish, simulate, demo, topics."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from citystream.logs import configure_logging
+from streams.exceptions import CitystreamError
+from streams.models import Domain
+from streams.settings import Settings
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    import faust
+
+    from processors.worker import create_worker
+    from streams.topics import ensure_topics
+
+    ensure_topics(settings.kafka)
+    app = create_worker(settings)
+    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()
+    return 0
+
+
+def _api(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=args.host or settings.api.host,
+        port=args.port or settings.api.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+    return 0
+
+
+def _publish(args: argparse.Namespace, settings: Settings) -> int:
+    from citystream.publish import publish_file
+
+    accepted, rejected = publish_file(settings, Path(args.file), Domain(args.domain))
+    print(f"accepted={accepted} rejected={rejected}")
+    return 1 if rejected else 0
+
+
+def _simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from citystream.simulate import simulate
+
+    simulate(settings, seed=args.seed, rate=args.rate, duration_s=args.duration)
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from citystream.demo import run_demo
+
+    return run_demo(settings, duration_s=args.duration, rate=args.rate, api_port=args.port)
+
+
+def _topics(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.topics import ensure_topics
+
+    created = ensure_topics(settings.kafka)
+    print("created: " + (", ".join(created) if created else "none (all exist)"))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="citystream", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("worker", help="run a stream worker (joins the consumer group)").set_defaults(func=_worker)
+    api = sub.add_parser("api", help="serve the HTTP API")
+    api.add_argument("--host")
+    api.add_argument("--port", type=int)
+    api.set_defaults(func=_api)
+    pub = sub.add_parser("publish", help="publish a JSON-lines file of events to Kafka")
+    pub.add_argument("file")
+    pub.add_argument("--domain", required=True, choices=[d.value for d in Domain])
+    pub.set_defaults(func=_publish)
+    sim = sub.add_parser("simulate", help="publish realistic city sensor streams in real time")
+    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--rate", type=float, default=200.0, help="events per second, all domains together")
+    sim.add_argument("--for", dest="duration", type=float, default=None, help="seconds to run (default: forever)")
+    sim.set_defaults(func=_simulate)
+    demo = sub.add_parser("demo", help="run the whole system on an embedded broker and Redis")
+    demo.add_argument("--for", dest="duration", type=float, default=None, help="seconds to run (default: until Ctrl-C)")
+    demo.add_argument("--rate", type=float, default=200.0, help="simulated events per second")
+    demo.add_argument("--port", type=int, default=8000, help="API port (0: any free port)")
+    demo.set_defaults(func=_demo)
+    sub.add_parser("topics", help="create any missing citystream topic").set_defaults(func=_topics)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; errors citystream knows print one line and exit 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+        configure_logging(settings.log_level)
+        return int(args.func(args, settings))
+    except CitystreamError as exc:
+        print(f"citystream {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,1 @@
+"""Drones: Remote ID telemetry -> no-fly breaches and per-zone airborne counts."""

@@ -1,0 +1,1 @@
+"""Energy: smart-meter readings -> load spikes and per-zone kWh windows."""

@@ -1,0 +1,27 @@
+"""Apply the energy detectors and aggregation to one meter reading."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from processors.energy.aggregations import energy_increments
+from processors.energy.detectors import load_spike_detector
+from processors.outcome import BatchOutcome, window_start_ms
+from streams.models import Domain, EnergyReading
+from streams.settings import Settings
+
+
+class EnergyProcessor:
+    """Run every energy rule for one reading against its meter's state."""
+
+    domain = Domain.energy
+
+    def __init__(self, settings: Settings) -> None:
+        self.rules = settings.energy
+
+    def process(self, event: Any, zone_id: str, state: dict[str, Any], out: BatchOutcome) -> None:
+        """Add the reading's energy to its zone window and run the detectors."""
+        reading: EnergyReading = event
+        start = window_start_ms(reading.observed_ms, out.window_s)
+        out.add_sums(zone_id, start, energy_increments(reading, state.setdefault("counter", {})))
+        out.emit(load_spike_detector(reading, state.setdefault("load", {}), self.rules, zone_id))

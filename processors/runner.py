@@ -1,0 +1,179 @@
+"""The batch path: decode, zone, detect and aggregate a partition's records, then commit them in one go."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from redis.exceptions import RedisError
+
+from geo.zones import ZoneIndex
+from processors.drone.processor import DroneProcessor
+from processors.energy.processor import EnergyProcessor
+from processors.outcome import UNZONED, BatchOutcome, DeadLetter
+from processors.sink import RedisSink
+from processors.traffic.processor import TrafficProcessor
+from streams.codec import decode_event
+from streams.exceptions import EventDecodeError
+from streams.models import Domain, SensorEvent
+from streams.settings import Settings
+from streams.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One Kafka record as the runner needs it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class DomainProcessor(Protocol):
+    """What every domain's processor offers the runner."""
+
+    domain: Domain
+
+    def process(self, event: Any, zone_id: str, state: dict[str, Any], out: BatchOutcome) -> None:
+        """Apply the domain's rules to one event."""
+
+
+@dataclass
+class PartitionCache:
+    """Per-source state of one partition, valid as of `base_offset` (None: reload from Redis)."""
+
+    base_offset: int | None = None
+    states: dict[str, dict[str, Any]] = field(default_factory=dict)
+    max_event_ms: int = -1
+
+
+Publish = Callable[[BatchOutcome], Awaitable[None]]
+
+
+class BatchRunner:
+    """Turn batches of Kafka records into committed Redis effects, exactly once per record."""
+
+    def __init__(self, settings: Settings, zones: ZoneIndex, sink: RedisSink, publish: Publish) -> None:
+        self.settings = settings
+        self.zones = zones
+        self.sink = sink
+        self.publish = publish
+        self.processors: dict[Domain, DomainProcessor] = {
+            Domain.traffic: TrafficProcessor(settings),
+            Domain.drone: DroneProcessor(settings, zones),
+            Domain.energy: EnergyProcessor(settings),
+        }
+        self.caches: dict[tuple[str, int], PartitionCache] = {}
+        self.topics = Topics(settings.kafka.topic_namespace)
+
+    def forget(self, topic: str, partition: int) -> None:
+        """Drop a partition's cached state (on rebalance or a failed commit)."""
+        self.caches.pop((topic, partition), None)
+
+    async def run(self, records: Sequence[Record]) -> None:
+        """Process records of any partitions, each partition in order."""
+        by_tp: dict[tuple[str, int], list[Record]] = {}
+        for record in records:
+            by_tp.setdefault((record.topic, record.partition), []).append(record)
+        for (topic, partition), recs in by_tp.items():
+            await self.run_partition(topic, partition, recs)
+
+    async def run_partition(self, topic: str, partition: int, records: list[Record]) -> None:
+        """Process one partition's records until their effects are in Redis, retrying Redis outages."""
+        delay = 0.1
+        while True:
+            try:
+                if await self._attempt(topic, partition, records):
+                    return
+            except (RedisError, OSError) as exc:
+                self.forget(topic, partition)
+                log.warning(
+                    'redis unavailable, retrying topic="%s" partition=%d offset=%d retry_in_s=%.1f error="%s"',
+                    topic,
+                    partition,
+                    records[0].offset,
+                    delay,
+                    exc,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.worker.redis_retry_max_s)
+
+    async def _attempt(self, topic: str, partition: int, records: list[Record]) -> bool:
+        cache = self.caches.setdefault((topic, partition), PartitionCache())
+        if cache.base_offset is None:
+            cache.base_offset = await self.sink.applied_offset(topic, partition)
+            cache.states.clear()
+        base = cache.base_offset
+        todo = [r for r in records if r.offset > base]
+        if not todo:
+            return True
+        domain = self.topics.domain_of(topic)
+        outcome = BatchOutcome(domain, self.settings.worker.window_seconds)
+        events = self._decode(domain, todo, outcome)
+        missing = list({ev.source_id for _, ev in events} - cache.states.keys())
+        cache.states.update(await self.sink.load_states(domain.value, missing))
+        self._apply(domain, events, cache, outcome)
+        cache.max_event_ms = max(cache.max_event_ms, outcome.max_event_ms)
+        outcome.max_event_ms = cache.max_event_ms
+        await self.publish(outcome)
+        states = {sid: cache.states[sid] for sid in outcome.dirty_sources}
+        result = await self.sink.commit(topic, partition, base, todo[-1].offset, outcome, states)
+        if not result.applied:
+            log.info(
+                'partition moved on elsewhere, reloading topic="%s" partition=%d expected_offset=%d stored_offset=%d',
+                topic,
+                partition,
+                base,
+                result.stored_offset,
+            )
+            self.forget(topic, partition)
+            return False
+        cache.base_offset = todo[-1].offset
+        return True
+
+    def _decode(self, domain: Domain, records: list[Record], outcome: BatchOutcome) -> list[tuple[Record, SensorEvent]]:
+        events = []
+        for r in records:
+            try:
+                events.append((r, decode_event(domain, r.value)))
+            except EventDecodeError as exc:
+                outcome.deadletters.append(
+                    DeadLetter(r.topic, r.partition, r.offset, r.key, r.value, exc.reason, exc.stage)
+                )
+        return events
+
+    def _apply(
+        self, domain: Domain, events: list[tuple[Record, SensorEvent]], cache: PartitionCache, outcome: BatchOutcome
+    ) -> None:
+        processor = self.processors[domain]
+        zone_ids = self.zones.district_ids([ev.lon for _, ev in events], [ev.lat for _, ev in events])
+        for (record, event), zone_id in zip(events, zone_ids, strict=True):
+            state = cache.states.setdefault(event.source_id, {})
+            try:
+                processor.process(event, zone_id or UNZONED, state, outcome)
+            except Exception as exc:  # a rule bug on one odd event must not stop the partition
+                log.exception(
+                    'processing failed topic="%s" partition=%d offset=%d', record.topic, record.partition, record.offset
+                )
+                outcome.deadletters.append(
+                    DeadLetter(
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                        record.key,
+                        record.value,
+                        f"processing error: {type(exc).__name__}: {exc}",
+                        "process",
+                    )
+                )
+                continue
+            outcome.events += 1
+            outcome.dirty_sources.add(event.source_id)
+            outcome.max_event_ms = max(outcome.max_event_ms, event.observed_ms)

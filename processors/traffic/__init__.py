@@ -1,0 +1,1 @@
+"""Traffic: loop-detector readings -> congestion alerts and per-zone speed/flow windows."""

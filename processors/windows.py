@@ -1,0 +1,110 @@
+"""Read zone windows back from Redis as Aggregates, and find the windows the event-time watermark closed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from datetime import datetime
+
+from redis.asyncio import Redis
+
+from processors.alerts import ms_to_dt
+from processors.metrics import HAS_MEMBERS, METRICS
+from streams.keys import Keys
+from streams.models import Aggregate, Domain
+from streams.topics import Topics
+
+IDLE_PARTITION_MS = 30_000
+
+
+class WindowStore:
+    """Reader of the per-zone window sums the workers commit."""
+
+    def __init__(self, redis: Redis, keys: Keys, window_s: int, topics: Topics) -> None:
+        self.redis = redis
+        self.topics = topics
+        self.keys = keys
+        self.window_s = window_s
+
+    async def window_refs(
+        self, domain: Domain, start_ms: float = float("-inf"), end_ms: float = float("inf")
+    ) -> list[tuple[str, int]]:
+        """Return (zone_id, start_ms) of the windows starting within [start_ms, end_ms], oldest first."""
+        members = await self.redis.zrangebyscore(self.keys.window_index(domain.value, self.window_s), start_ms, end_ms)
+        refs = []
+        for member in members:
+            text = member.decode() if isinstance(member, bytes) else str(member)
+            zone_id, _, start = text.rpartition("|")
+            refs.append((zone_id, int(start)))
+        return refs
+
+    async def aggregates(self, domain: Domain, refs: Iterable[tuple[str, int]]) -> list[Aggregate]:
+        """Return every metric of the given windows of one domain."""
+        refs = list(refs)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for zone_id, start_ms in refs:
+                pipe.hgetall(self.keys.window(domain.value, self.window_s, zone_id, start_ms))
+                if domain in HAS_MEMBERS:
+                    pipe.scard(self.keys.window_members(domain.value, self.window_s, zone_id, start_ms))
+            replies = await pipe.execute()
+        step = 2 if domain in HAS_MEMBERS else 1
+        out = []
+        for i, (zone_id, start_ms) in enumerate(refs):
+            raw = replies[i * step]
+            sums = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
+            distinct = int(replies[i * step + 1]) if step == 2 else 0
+            start, end = ms_to_dt(start_ms), ms_to_dt(start_ms + self.window_s * 1000)
+            for metric, (value, unit) in METRICS[domain](sums, distinct).items():
+                out.append(
+                    Aggregate(
+                        domain=domain,
+                        metric=metric,
+                        zone_id=zone_id,
+                        window_start=start,
+                        window_end=end,
+                        value=value,
+                        unit=unit,
+                        samples=sums.get("n", 0),
+                    )
+                )
+        return out
+
+    async def watermark_ms(self, domain: Domain, now_ms: int | None = None) -> float:
+        """Return the domain's event-time watermark: the slowest active partition's latest event.
+
+        Partitions idle for 30 s do not hold windows open; when all are idle every window may close.
+        """
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        prefix = self.topics.for_domain(domain) + ":"
+        marks = []
+        for field, value in (await self.redis.hgetall(self.keys.watermarks)).items():
+            name = field.decode() if isinstance(field, bytes) else field
+            if not name.startswith(prefix):
+                continue
+            event_ms, wall_ms = (int(x) for x in (value.decode() if isinstance(value, bytes) else value).split(":"))
+            if now_ms - wall_ms < IDLE_PARTITION_MS:
+                marks.append(event_ms)
+        return min(marks) if marks else float("inf")
+
+    async def closed_unemitted(self, domain: Domain, grace_s: float) -> list[tuple[str, int]]:
+        """Return the windows the watermark has closed (past their grace) that were not emitted yet."""
+        watermark = await self.watermark_ms(domain)
+        cutoff = watermark - grace_s * 1000 - self.window_s * 1000
+        refs = await self.window_refs(domain, float("-inf"), cutoff)
+        if not refs:
+            return []
+        flags = await self.redis.smismember(
+            self.keys.windows_emitted(domain.value, self.window_s), [f"{z}|{s}" for z, s in refs]
+        )
+        return [ref for ref, done in zip(refs, flags, strict=True) if not done]
+
+    async def mark_emitted(self, domain: Domain, refs: Iterable[tuple[str, int]]) -> None:
+        """Remember windows as sent to the aggregates topic."""
+        members = [f"{z}|{s}" for z, s in refs]
+        if members:
+            await self.redis.sadd(self.keys.windows_emitted(domain.value, self.window_s), *members)
+
+
+def parse_time(value: datetime | None) -> float | None:
+    """Return epoch ms of an optional datetime."""
+    return None if value is None else value.timestamp() * 1000

@@ -1,0 +1,111 @@
+"""The worker: Faust wiring of the batch runner, the window emitter and rebalance handling."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import faust
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from geo.zones import ZoneIndex
+from processors.outcome import BatchOutcome
+from processors.runner import BatchRunner, Record
+from processors.sink import RedisSink
+from processors.windows import WindowStore
+from streams.app import create_faust_app
+from streams.codec import CODEC_NAME, encode
+from streams.keys import Keys
+from streams.models import Domain
+from streams.settings import Settings
+from streams.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+def create_worker(settings: Settings) -> faust.App:
+    """Build the worker app: one batch agent per sensor topic, a window emitter timer, dead letters."""
+    app = create_faust_app(settings)
+    zones = ZoneIndex.from_file(settings.zones_file)
+    redis = Redis.from_url(settings.redis.url.get_secret_value(), socket_timeout=settings.redis.socket_timeout_s)
+    keys = Keys(settings.redis.key_prefix)
+    topics = Topics(settings.kafka.topic_namespace)
+    alerts_topic = app.topic(topics.alerts, value_serializer=CODEC_NAME, key_serializer="raw")
+    aggregates_topic = app.topic(topics.aggregates, value_serializer=CODEC_NAME, key_serializer="raw")
+    deadletter_topic = app.topic(topics.deadletter, value_serializer="raw", key_serializer="raw")
+
+    async def publish(outcome: BatchOutcome) -> None:
+        """Send dead letters and changed alerts, waiting for Kafka's acks, before Redis is committed."""
+        futures = []
+        for dl in outcome.deadletters:
+            headers = {
+                "citystream.error.reason": dl.reason.encode(),
+                "citystream.error.stage": dl.stage.encode(),
+                "citystream.source.topic": dl.topic.encode(),
+                "citystream.source.partition": str(dl.partition).encode(),
+                "citystream.source.offset": str(dl.offset).encode(),
+            }
+            futures.append(await deadletter_topic.send(key=dl.key, value=dl.value or b"", headers=headers))
+            log.warning(
+                'dead letter topic="%s" partition=%d offset=%d stage="%s" reason="%s"',
+                dl.topic,
+                dl.partition,
+                dl.offset,
+                dl.stage,
+                dl.reason,
+            )
+        for alert in outcome.alerts.values():
+            futures.append(await alerts_topic.send(key=alert.id.encode(), value=encode(alert)))
+        if futures:
+            await asyncio.gather(*futures)
+
+    runner = BatchRunner(settings, zones, RedisSink(redis, keys), publish)
+    windows = WindowStore(redis, keys, settings.worker.window_seconds, topics)
+    app.citystream_runner = runner  # type: ignore[attr-defined]
+
+    for domain in Domain:
+        _register_agent(app, runner, settings, domain, topics.for_domain(domain))
+
+    @app.timer(settings.worker.emit_interval_s)
+    async def emit_closed_windows() -> None:
+        """Send each zone window's final figures once the watermark passed its end plus grace."""
+        try:
+            for domain in Domain:
+                refs = await windows.closed_unemitted(domain, settings.worker.window_grace_s)
+                if not refs:
+                    continue
+                for agg in await windows.aggregates(domain, refs):
+                    key = f"{agg.domain}:{agg.zone_id}:{agg.metric}".encode()
+                    await aggregates_topic.send(key=key, value=encode(agg))
+                await windows.mark_emitted(domain, refs)
+        except RedisError as exc:
+            log.warning('window emitter waiting for redis error="%s"', exc)
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        for tp in revoked:
+            runner.forget(tp.topic, tp.partition)
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        for tp in assigned:
+            runner.forget(tp.topic, tp.partition)
+        log.info("partitions assigned count=%d", len(assigned))
+
+    return app
+
+
+def _register_agent(app: faust.App, runner: BatchRunner, settings: Settings, domain: Domain, topic_name: str) -> None:
+    topic = app.topic(topic_name, value_serializer="raw", key_serializer="raw", partitions=settings.kafka.partitions)
+
+    async def consume(stream: Any) -> None:
+        async for events in stream.take_events(settings.worker.batch_max, settings.worker.batch_within_s):
+            records = [
+                Record(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
+                for e in events
+            ]
+            await runner.run(records)
+
+    app.agent(topic, name=f"citystream.{domain.value}-batch")(consume)

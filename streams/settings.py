@@ -1,0 +1,118 @@
+"""Settings for every component, read from `CITY_*` environment variables (`__` nests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.exceptions import ConfigError
+
+DEFAULT_ZONES_FILE = Path(__file__).resolve().parent.parent / "geo" / "data" / "binhaiwan_zones.geojson"
+
+
+class KafkaSettings(BaseModel):
+    """Where the brokers are and how topics are laid out."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    partitions: int = Field(8, ge=1, le=1024)
+    replication_factor: int = Field(1, ge=1, le=7)
+    client_id: str = "citystream"
+    topic_namespace: str = Field("citystream", pattern=r"^[A-Za-z0-9_-]+$")
+    session_timeout_s: float = Field(10.0, gt=0)
+    heartbeat_interval_s: float = Field(3.0, gt=0)
+    request_timeout_s: float = Field(30.0, gt=0)
+
+    @property
+    def bootstrap_list(self) -> list[str]:
+        """Return the bootstrap servers as a list of host:port."""
+        return [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()]
+
+
+class RedisSettings(BaseModel):
+    """Where results are kept."""
+
+    url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    key_prefix: str = Field("cs", pattern=r"^[A-Za-z0-9_.-]+$")
+    socket_timeout_s: float = Field(5.0, gt=0)
+
+
+class WorkerSettings(BaseModel):
+    """How a worker consumes and batches."""
+
+    group_id: str = "citystream-worker"
+    batch_max: int = Field(2000, ge=1, le=100_000)
+    batch_within_s: float = Field(0.2, gt=0)
+    window_seconds: int = Field(60, ge=1)
+    window_grace_s: float = Field(10.0, ge=0)
+    emit_interval_s: float = Field(5.0, gt=0)
+    redis_retry_max_s: float = Field(10.0, gt=0)
+
+
+class TrafficRules(BaseModel):
+    """Thresholds of the traffic detectors."""
+
+    congestion_speed_kmh: float = Field(25.0, gt=0)
+    congestion_recover_kmh: float = Field(40.0, gt=0)
+    congestion_min_readings: int = Field(3, ge=1)
+
+    @model_validator(mode="after")
+    def _recover_above_onset(self) -> TrafficRules:
+        if self.congestion_recover_kmh < self.congestion_speed_kmh:
+            raise ValueError("congestion_recover_kmh must be >= congestion_speed_kmh")
+        return self
+
+
+class DroneRules(BaseModel):
+    """Thresholds of the drone detectors."""
+
+    nofly_statuses: list[str] = ["airborne", "emergency", "remote_id_failure"]
+
+
+class EnergyRules(BaseModel):
+    """Thresholds of the energy detectors."""
+
+    spike_factor: float = Field(3.0, gt=1)
+    spike_min_kw: float = Field(2.0, ge=0)
+    spike_min_samples: int = Field(10, ge=1)
+    baseline_alpha: float = Field(0.1, gt=0, le=1)
+
+
+class ApiSettings(BaseModel):
+    """How the HTTP service listens and what it accepts."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    ingest_max_items: int = Field(5000, ge=1)
+    ingest_timeout_s: float = Field(15.0, gt=0)
+    health_timeout_s: float = Field(2.0, gt=0)
+
+
+class Settings(BaseSettings):
+    """All of citystream's settings; build once and pass down, never read at import time."""
+
+    model_config = SettingsConfigDict(env_prefix="CITY_", env_nested_delimiter="__", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    zones_file: Path = DEFAULT_ZONES_FILE
+    kafka: KafkaSettings = KafkaSettings()
+    redis: RedisSettings = RedisSettings()
+    worker: WorkerSettings = WorkerSettings()
+    api: ApiSettings = ApiSettings()
+    traffic: TrafficRules = TrafficRules()
+    drone: DroneRules = DroneRules()
+    energy: EnergyRules = EnergyRules()
+
+    @model_validator(mode="after")
+    def _no_loopback_defaults_in_production(self) -> Settings:
+        if self.environment == "production":
+            if "127.0.0.1" in self.kafka.bootstrap_servers or "localhost" in self.kafka.bootstrap_servers:
+                raise ConfigError(
+                    "CITY_KAFKA__BOOTSTRAP_SERVERS points at loopback in production: set the brokers' addresses"
+                )
+            if "127.0.0.1" in self.redis.url.get_secret_value():
+                raise ConfigError("CITY_REDIS__URL points at loopback in production: set the Redis address")
+        return self

@@ -1,0 +1,1 @@
+"""Helpers shared by the integration, API and e2e tests."""

@@ -1,0 +1,132 @@
+"""A fixed, seeded input of all three domains with known incidents, and its plain batch truth."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from geo.zones import ZoneIndex
+
+# (lon, lat) inside each district, from geo/data/README.md
+DISTRICT_POINTS = [
+    (113.640, 22.900),
+    (113.640, 22.850),
+    (113.630, 22.810),
+    (113.700, 22.850),
+    (113.660, 22.740),
+    (113.790, 22.850),
+]
+
+Event = tuple[str, str, dict[str, Any]]  # (domain, key, value)
+
+
+@dataclass
+class CityInput:
+    """Events in publish order, and the incidents they contain."""
+
+    events: list[Event]
+    congested_sensors: set[str]
+    nofly_drones: set[str]
+    spiking_meters: set[str]
+
+
+def _iso(t: datetime) -> str:
+    return t.isoformat()
+
+
+def make_city_input(seed: int = 7, start: datetime | None = None, minutes: int = 8) -> CityInput:
+    """Build a deterministic mixed stream starting at `start` (default: 30 minutes ago, minute-aligned)."""
+    rng = random.Random(seed)
+    if start is None:
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        start = now - timedelta(minutes=30)
+    events: list[tuple[datetime, Event]] = []
+    congested = {"TLD-0000", "TLD-0001"}
+    for i in range(12):
+        lon, lat = DISTRICT_POINTS[i % len(DISTRICT_POINTS)]
+        sid = f"TLD-{i:04d}"
+        for k in range(minutes * 2):
+            t = start + timedelta(seconds=30 * k + i)
+            slow = sid in congested and 4 <= k < 10
+            speed = round(rng.uniform(6, 14) if slow else rng.uniform(45, 75), 2)
+            value = {
+                "sensor_id": sid, "observed_at": _iso(t), "lat": lat + i * 1e-4, "lon": lon,
+                "road_segment": f"seg-{i % 4}", "lane": 1 + i % 2, "vehicle_count": rng.randint(0, 25),
+                "avg_speed_kmh": speed, "occupancy": round(0.6 if slow else rng.uniform(0.05, 0.3), 3),
+            }
+            events.append((t, ("traffic", sid, value)))
+    nofly = {"CN-UAS-0000"}
+    for d in range(6):
+        did = f"CN-UAS-{d:04d}"
+        lon0, lat0 = (113.700, 22.768) if did in nofly else DISTRICT_POINTS[d % len(DISTRICT_POINTS)]
+        for k in range(minutes * 6):
+            t = start + timedelta(seconds=10 * k + d)
+            lat = lat0 - k * 0.0005 if did in nofly else lat0 + 0.0002 * k
+            value = {
+                "drone_id": did, "observed_at": _iso(t), "lat": round(lat, 6), "lon": lon0,
+                "altitude_m": 65.0, "height_agl_m": 0.0 if k == 0 else 60.0, "speed_h_mps": 8.0,
+                "speed_v_mps": 0.0, "heading_deg": 180.0, "status": "ground" if k == 0 else "airborne",
+                "operator_id": f"OP-DG-{d:03d}",
+            }
+            events.append((t, ("drone", did, value)))
+    spiking = {"MTR-00000"}
+    for m in range(10):
+        mid = f"MTR-{m:05d}"
+        lon, lat = DISTRICT_POINTS[(m + 2) % len(DISTRICT_POINTS)]
+        kwh = round(rng.uniform(100, 5000), 3)
+        for k in range(minutes * 4):
+            t = start + timedelta(seconds=15 * k + m)
+            base = 1.0 + m * 0.3
+            power = base * 6 if mid in spiking and 20 <= k < 23 else base * rng.uniform(0.9, 1.1)
+            kwh = round(kwh + power * 15 / 3600, 3)
+            value = {
+                "meter_id": mid, "feeder_id": f"FDR-{m % 3:02d}", "observed_at": _iso(t), "lat": lat, "lon": lon,
+                "active_power_kw": round(power, 3), "energy_kwh": kwh, "voltage_v": 221.0, "current_a": 5.0,
+                "frequency_hz": 50.0, "power_factor": 0.95,
+            }
+            events.append((t, ("energy", mid, value)))
+    events.sort(key=lambda e: e[0])
+    return CityInput([e for _, e in events], congested, nofly, spiking)
+
+
+def batch_truth(events: list[Event], zones: ZoneIndex, window_s: int = 60) -> dict[tuple[str, str, str, int], float]:
+    """Recompute every zone window metric from scratch: {(domain, metric, zone, start_ms): value}."""
+    size = window_s * 1000
+    sums: dict[tuple[str, str, int], dict[str, Any]] = defaultdict(
+        lambda: {"n": 0, "speed": 0, "vehicles": 0, "wh": 0, "drones": set()}
+    )
+    last_wh: dict[str, int] = {}
+    for domain, key, v in events:
+        t = datetime.fromisoformat(v["observed_at"])
+        ms = int(t.timestamp() * 1000)
+        zone = zones.district_at(v["lon"], v["lat"])
+        w = sums[(domain, zone.id if zone else "unzoned", ms - ms % size)]
+        w["n"] += 1
+        if domain == "traffic":
+            w["speed"] += round(v["avg_speed_kmh"] * 1_000_000)
+            w["vehicles"] += v["vehicle_count"]
+        elif domain == "drone":
+            if v["status"] != "ground":
+                w["drones"].add(key)
+        else:
+            wh = round(v["energy_kwh"] * 1000)
+            prev = last_wh.get(key)
+            w["wh"] += wh - prev if prev is not None and wh >= prev else 0
+            last_wh[key] = wh
+    truth: dict[tuple[str, str, str, int], float] = {}
+    for (domain, zone_id, start), w in sums.items():
+        k = (domain, zone_id, start)
+        if domain == "traffic":
+            truth[("traffic", "avg_speed_kmh", *k[1:])] = w["speed"] / w["n"] / 1_000_000
+            truth[("traffic", "vehicle_count", *k[1:])] = float(w["vehicles"])
+            truth[("traffic", "readings", *k[1:])] = float(w["n"])
+        elif domain == "drone":
+            truth[("drone", "drones_airborne", *k[1:])] = float(len(w["drones"]))
+            truth[("drone", "fixes", *k[1:])] = float(w["n"])
+        else:
+            truth[("energy", "energy_kwh", *k[1:])] = w["wh"] / 1000
+            truth[("energy", "readings", *k[1:])] = float(w["n"])
+    return truth
