@@ -1,0 +1,108 @@
+"""GET /aggregates, /zones and /health against real servers; Redis down is a 503 naming Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from redis.asyncio import Redis
+
+from api.app import create_app
+from citystream.servers import RedisServer, free_port
+from processors.outcome import BatchOutcome
+from processors.sink import RedisSink
+from streams.keys import Keys
+from streams.models import Domain
+from streams.settings import Settings
+from tests.api.conftest import api_settings
+
+START = int((datetime.now(UTC) - timedelta(hours=1)).timestamp()) // 60 * 60_000
+
+
+def commit_windows(settings: Settings) -> None:
+    """Write three traffic windows and one drone window through the real sink."""
+
+    async def write() -> None:
+        client = Redis.from_url(settings.redis.url.get_secret_value())
+        sink = RedisSink(client, Keys(settings.redis.key_prefix))
+        traffic = BatchOutcome(Domain.traffic, 60)
+        for i, zone in enumerate(["changan", "changan", "shatian"]):
+            traffic.add_sums(zone, START + (i % 2) * 60_000, {"n": 2, "speed_micro": 100_000_000, "vehicles": 7})
+        assert (await sink.commit("t", 0, -1, 10, traffic, {})).applied
+        drone = BatchOutcome(Domain.drone, 60)
+        drone.add_sums("changan", START, {"n": 3})
+        drone.add_member("changan", START, "CN-UAS-0001")
+        drone.add_member("changan", START, "CN-UAS-0002")
+        assert (await sink.commit("d", 0, -1, 3, drone, {})).applied
+        await client.aclose()
+
+    asyncio.run(write())
+
+
+def iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
+
+
+def test_aggregates_by_domain_metric_zone_and_time(client: TestClient, settings: Settings) -> None:
+    commit_windows(settings)
+    everything = client.get("/aggregates").json()["items"]
+    assert {(a["domain"], a["metric"]) for a in everything} >= {
+        ("traffic", "avg_speed_kmh"),
+        ("drone", "drones_airborne"),
+    }
+    speed = client.get(
+        "/aggregates", params={"domain": "traffic", "metric": "avg_speed_kmh", "zone": "changan"}
+    ).json()["items"]
+    assert [(a["window_start"], a["value"]) for a in speed] == [
+        (iso(START).replace("+00:00", "Z"), 50.0),
+        (iso(START + 60_000).replace("+00:00", "Z"), 50.0),
+    ]
+    assert speed[0]["unit"] == "km/h" and speed[0]["samples"] == 2
+    later = client.get(
+        "/aggregates", params={"domain": "traffic", "from": iso(START + 60_000), "metric": "readings"}
+    ).json()["items"]
+    assert [a["zone_id"] for a in later] == ["changan"]
+    before = client.get(
+        "/aggregates", params={"domain": "traffic", "to": iso(START + 60_000), "metric": "readings"}
+    ).json()["items"]
+    assert sorted(a["zone_id"] for a in before) == ["changan", "shatian"]
+    drones = client.get("/aggregates", params={"domain": "drone", "metric": "drones_airborne"}).json()["items"]
+    assert [a["value"] for a in drones] == [2.0]
+
+
+def test_zones_are_geojson_with_every_kind(client: TestClient) -> None:
+    body = client.get("/zones").json()
+    assert body["type"] == "FeatureCollection"
+    kinds = {f["properties"]["kind"] for f in body["features"]}
+    assert kinds == {"district", "nofly", "restricted"}
+    nofly = client.get("/zones", params={"kind": "nofly"}).json()["features"]
+    assert {f["properties"]["id"] for f in nofly} >= {"nofly-government-centre"}
+    assert client.get("/zones", params={"kind": "lake"}).status_code == 422
+
+
+@pytest.mark.integration
+def test_health_is_ok_with_both_servers_up(redis_server: RedisServer, kafka_bootstrap: str) -> None:
+    with TestClient(create_app(api_settings(redis_server.url, kafka_bootstrap))) as c:
+        response = c.get("/health")
+    assert response.status_code == 200, response.text
+    assert response.json()["checks"] == {"kafka": "ok", "redis": "ok"}
+
+
+def test_health_names_kafka_when_it_is_down(client: TestClient) -> None:
+    response = client.get("/health")
+    assert response.status_code == 503
+    assert response.json()["unavailable"] == ["kafka"]
+
+
+def test_redis_down_is_503_naming_redis_not_500(redis_server: RedisServer) -> None:
+    settings = api_settings(f"redis://127.0.0.1:{free_port()}/0")
+    with TestClient(create_app(settings)) as c:
+        health = c.get("/health")
+        alerts = c.get("/alerts")
+        aggregates = c.get("/aggregates")
+    assert health.status_code == 503 and "redis" in health.json()["unavailable"]
+    for response in (alerts, aggregates):
+        assert response.status_code == 503
+        assert "Redis is unavailable" in response.json()["detail"]
