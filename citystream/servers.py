@@ -91,7 +91,7 @@ class ServerProcess:
 
     def __init__(self, workdir: str | Path | None = None) -> None:
         self._owns_workdir = workdir is None
-        self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix=f"citystream-{self.name}-"))
+        self.workdir = Path(workdir).resolve() if workdir else Path(tempfile.mkdtemp(prefix=f"citystream-{self.name}-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.workdir / f"{self.name}.log"
         self._proc: subprocess.Popen[bytes] | None = None

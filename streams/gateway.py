@@ -70,6 +70,14 @@ class GatewayProducer:
         futures = [self._producer.send(topic, key=e.source_id.encode(), value=encode(e)) for e in events]
         return self._wait(futures, timeout_s)
 
+    def send(self, domain: Domain, key: str, value: bytes) -> None:
+        """Queue one already-encoded event without waiting (call flush() to wait for every ack)."""
+        self._producer.send(self.topics.for_domain(domain), key=key.encode(), value=value)
+
+    def flush(self, timeout_s: float | None = None) -> None:
+        """Wait until every queued event was acknowledged or failed."""
+        self._producer.flush(timeout=timeout_s or self.settings.request_timeout_s)
+
     def publish_raw(self, topic: str, key: bytes | None, value: bytes) -> None:
         """Send bytes as they are (tests and replays of dead letters), waiting for the ack."""
         self._wait([self._producer.send(topic, key=key, value=value)], None)

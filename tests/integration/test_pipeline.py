@@ -32,8 +32,13 @@ def settings(kafka_bootstrap: str, redis_server: object) -> Settings:
     tag = uuid.uuid4().hex[:8]
     return Settings(
         environment="test",
-        kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_namespace=f"it-{tag}", partitions=8,
-                            session_timeout_s=6, heartbeat_interval_s=1),
+        kafka=KafkaSettings(
+            bootstrap_servers=kafka_bootstrap,
+            topic_namespace=f"it-{tag}",
+            partitions=8,
+            session_timeout_s=6,
+            heartbeat_interval_s=1,
+        ),
         redis=RedisSettings(url=redis_server.url, key_prefix=f"it-{tag}"),  # type: ignore[attr-defined]
         worker=WorkerSettings(group_id=f"it-worker-{tag}", emit_interval_s=1, window_grace_s=0),
     )
@@ -66,7 +71,9 @@ def published(settings: Settings, city: CityInput) -> Iterator[dict[str, int]]:
 
 
 @pytest.fixture(scope="module")
-def processed(settings: Settings, published: dict[str, int], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def processed(
+    settings: Settings, published: dict[str, int], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
     """Run one worker until every valid event's effect is in Redis."""
     log = tmp_path_factory.mktemp("worker") / "worker.log"
     worker = WorkerProcess(settings, log).start()
@@ -76,7 +83,10 @@ def processed(settings: Settings, published: dict[str, int], tmp_path_factory: p
     def all_counted() -> bool:
         stats = {k.decode(): int(v) for k, v in client.hgetall(keys.stats).items()}
         events = sum(v for k, v in stats.items() if k.startswith("events:"))
-        return events == published["valid"] and stats.get(f"deadletter:{Topics(settings.kafka.topic_namespace).traffic}") == 2
+        return (
+            events == published["valid"]
+            and stats.get(f"deadletter:{Topics(settings.kafka.topic_namespace).traffic}") == 2
+        )
 
     try:
         wait_until(all_counted, 90, "every event counted in Redis", worker)
@@ -136,8 +146,9 @@ def test_malformed_values_reach_the_dead_letter_topic_with_reason_and_origin(
     settings: Settings, processed: Path
 ) -> None:
     topics = Topics(settings.kafka.topic_namespace)
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_list, enable_auto_commit=False,
-                             consumer_timeout_ms=5000)
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka.bootstrap_list, enable_auto_commit=False, consumer_timeout_ms=5000
+    )
     parts = [TopicPartition(topics.deadletter, p) for p in range(settings.kafka.partitions)]
     consumer.assign(parts)
     consumer.seek_to_beginning(*parts)
@@ -158,7 +169,9 @@ def test_malformed_values_reach_the_dead_letter_topic_with_reason_and_origin(
 def test_a_full_replay_changes_nothing(settings: Settings, city: CityInput, processed: Path, tmp_path: Path) -> None:
     before_aggs = _redis_aggregates(settings)
     before_alerts = sorted(orjson.dumps(a, option=orjson.OPT_SORT_KEYS) for a in _alerts(settings))
-    replay = settings.model_copy(update={"worker": settings.worker.model_copy(update={"group_id": "replay-" + uuid.uuid4().hex[:6]})})
+    replay = settings.model_copy(
+        update={"worker": settings.worker.model_copy(update={"group_id": "replay-" + uuid.uuid4().hex[:6]})}
+    )
     worker = WorkerProcess(replay, tmp_path / "replay.log").start()
     client = redis.Redis.from_url(settings.redis.url.get_secret_value())
     try:

@@ -53,9 +53,15 @@ def make_city_input(seed: int = 7, start: datetime | None = None, minutes: int =
             slow = sid in congested and 4 <= k < 10
             speed = round(rng.uniform(6, 14) if slow else rng.uniform(45, 75), 2)
             value = {
-                "sensor_id": sid, "observed_at": _iso(t), "lat": lat + i * 1e-4, "lon": lon,
-                "road_segment": f"seg-{i % 4}", "lane": 1 + i % 2, "vehicle_count": rng.randint(0, 25),
-                "avg_speed_kmh": speed, "occupancy": round(0.6 if slow else rng.uniform(0.05, 0.3), 3),
+                "sensor_id": sid,
+                "observed_at": _iso(t),
+                "lat": lat + i * 1e-4,
+                "lon": lon,
+                "road_segment": f"seg-{i % 4}",
+                "lane": 1 + i % 2,
+                "vehicle_count": rng.randint(0, 25),
+                "avg_speed_kmh": speed,
+                "occupancy": round(0.6 if slow else rng.uniform(0.05, 0.3), 3),
             }
             events.append((t, ("traffic", sid, value)))
     nofly = {"CN-UAS-0000"}
@@ -66,9 +72,16 @@ def make_city_input(seed: int = 7, start: datetime | None = None, minutes: int =
             t = start + timedelta(seconds=10 * k + d)
             lat = lat0 - k * 0.0005 if did in nofly else lat0 + 0.0002 * k
             value = {
-                "drone_id": did, "observed_at": _iso(t), "lat": round(lat, 6), "lon": lon0,
-                "altitude_m": 65.0, "height_agl_m": 0.0 if k == 0 else 60.0, "speed_h_mps": 8.0,
-                "speed_v_mps": 0.0, "heading_deg": 180.0, "status": "ground" if k == 0 else "airborne",
+                "drone_id": did,
+                "observed_at": _iso(t),
+                "lat": round(lat, 6),
+                "lon": lon0,
+                "altitude_m": 65.0,
+                "height_agl_m": 0.0 if k == 0 else 60.0,
+                "speed_h_mps": 8.0,
+                "speed_v_mps": 0.0,
+                "heading_deg": 180.0,
+                "status": "ground" if k == 0 else "airborne",
                 "operator_id": f"OP-DG-{d:03d}",
             }
             events.append((t, ("drone", did, value)))
@@ -83,9 +96,17 @@ def make_city_input(seed: int = 7, start: datetime | None = None, minutes: int =
             power = base * 6 if mid in spiking and 20 <= k < 23 else base * rng.uniform(0.9, 1.1)
             kwh = round(kwh + power * 15 / 3600, 3)
             value = {
-                "meter_id": mid, "feeder_id": f"FDR-{m % 3:02d}", "observed_at": _iso(t), "lat": lat, "lon": lon,
-                "active_power_kw": round(power, 3), "energy_kwh": kwh, "voltage_v": 221.0, "current_a": 5.0,
-                "frequency_hz": 50.0, "power_factor": 0.95,
+                "meter_id": mid,
+                "feeder_id": f"FDR-{m % 3:02d}",
+                "observed_at": _iso(t),
+                "lat": lat,
+                "lon": lon,
+                "active_power_kw": round(power, 3),
+                "energy_kwh": kwh,
+                "voltage_v": 221.0,
+                "current_a": 5.0,
+                "frequency_hz": 50.0,
+                "power_factor": 0.95,
             }
             events.append((t, ("energy", mid, value)))
     events.sort(key=lambda e: e[0])

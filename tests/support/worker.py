@@ -71,7 +71,9 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, worker: Wor
         if check():
             return
         if worker and worker.proc and worker.proc.poll() is not None:
-            raise AssertionError(f"worker exited with {worker.proc.returncode} while waiting for {what}:\n{worker.log_tail()}")
+            raise AssertionError(
+                f"worker exited with {worker.proc.returncode} while waiting for {what}:\n{worker.log_tail()}"
+            )
         time.sleep(0.25)
     tail = f"\nworker log:\n{worker.log_tail()}" if worker else ""
     raise AssertionError(f"timed out after {timeout}s waiting for {what}{tail}")

@@ -1,0 +1,52 @@
+"""`citystream simulate`: publish the city simulator's streams to Kafka in real time, with progress."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from citystream.simulator import CitySimulator, run_simulation, size_for_rate
+from geo.zones import ZoneIndex
+from streams.gateway import GatewayProducer
+from streams.models import Domain
+from streams.settings import Settings
+
+PROGRESS_EVERY_S = 10.0
+
+
+def simulate(settings: Settings, seed: int, rate: float, duration_s: float | None) -> Counter[str]:
+    """Run the simulator against the configured Kafka for duration_s (None: until interrupted)."""
+    zones = ZoneIndex.from_file(settings.zones_file)
+    sim = CitySimulator(zones, seed, datetime.now(UTC), size_for_rate(rate))
+    producer = GatewayProducer(settings.kafka, linger_ms=20)
+    counts: Counter[str] = Counter()
+    last_report = time.monotonic()
+
+    def publish(domain: str, key: str, value: dict[str, Any]) -> None:
+        nonlocal last_report
+        producer.send(Domain(domain), key, orjson.dumps(value))
+        counts[domain] += 1
+        if time.monotonic() - last_report >= PROGRESS_EVERY_S:
+            last_report = time.monotonic()
+            print(f"simulate: published {_summary(counts)}", file=sys.stderr, flush=True)
+
+    try:
+        asyncio.run(run_simulation(publish, sim, duration_s))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        producer.flush()
+        producer.close()
+        print(f"simulate: done, published {_summary(counts)}", file=sys.stderr, flush=True)
+    return counts
+
+
+def _summary(counts: Counter[str]) -> str:
+    parts = ", ".join(f"{d} {counts[d]}" for d in ("traffic", "drone", "energy"))
+    return f"{sum(counts.values())} events ({parts})"
