@@ -16,9 +16,9 @@ from processors.runner import BatchRunner, Record
 from processors.sink import RedisSink
 from processors.windows import WindowStore
 from streams.app import create_faust_app
-from streams.codec import CODEC_NAME, encode
+from streams.codec import codec_name
 from streams.keys import Keys
-from streams.models import Domain
+from streams.models import Aggregate, Alert, Domain
 from streams.settings import Settings
 from streams.topics import Topics
 
@@ -32,8 +32,8 @@ def create_worker(settings: Settings) -> faust.App:
     redis = Redis.from_url(settings.redis.url.get_secret_value(), socket_timeout=settings.redis.socket_timeout_s)
     keys = Keys(settings.redis.key_prefix)
     topics = Topics(settings.kafka.topic_namespace)
-    alerts_topic = app.topic(topics.alerts, value_serializer=CODEC_NAME, key_serializer="raw")
-    aggregates_topic = app.topic(topics.aggregates, value_serializer=CODEC_NAME, key_serializer="raw")
+    alerts_topic = app.topic(topics.alerts, value_serializer=codec_name(Alert), key_serializer="raw")
+    aggregates_topic = app.topic(topics.aggregates, value_serializer=codec_name(Aggregate), key_serializer="raw")
     deadletter_topic = app.topic(topics.deadletter, value_serializer="raw", key_serializer="raw")
 
     async def publish(outcome: BatchOutcome) -> None:
@@ -57,7 +57,7 @@ def create_worker(settings: Settings) -> faust.App:
                 dl.reason,
             )
         for alert in outcome.alerts.values():
-            futures.append(await alerts_topic.send(key=alert.id.encode(), value=encode(alert)))
+            futures.append(await alerts_topic.send(key=alert.id.encode(), value=alert))
         if futures:
             await asyncio.gather(*futures)
 
@@ -78,7 +78,7 @@ def create_worker(settings: Settings) -> faust.App:
                     continue
                 for agg in await windows.aggregates(domain, refs):
                     key = f"{agg.domain}:{agg.zone_id}:{agg.metric}".encode()
-                    await aggregates_topic.send(key=key, value=encode(agg))
+                    await aggregates_topic.send(key=key, value=agg)
                 await windows.mark_emitted(domain, refs)
         except RedisError as exc:
             log.warning('window emitter waiting for redis error="%s"', exc)

@@ -9,7 +9,16 @@ from faust.serializers import codecs
 from pydantic import BaseModel, ValidationError
 
 from streams.exceptions import EventDecodeError
-from streams.models import MODEL_BY_DOMAIN, Domain, SensorEvent
+from streams.models import (
+    MODEL_BY_DOMAIN,
+    Aggregate,
+    Alert,
+    Domain,
+    DroneTelemetry,
+    EnergyReading,
+    SensorEvent,
+    TrafficReading,
+)
 
 MAX_VALUE_BYTES = 1_000_000
 
@@ -33,12 +42,8 @@ def decode_event(domain: Domain, raw: bytes | None) -> SensorEvent:
         raise EventDecodeError("empty value (tombstone) on a sensor topic", stage="decode")
     if len(raw) > MAX_VALUE_BYTES:
         raise EventDecodeError(f"value of {len(raw)} bytes exceeds the {MAX_VALUE_BYTES}-byte limit", stage="decode")
-    model = MODEL_BY_DOMAIN[domain]
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        reason = describe_validation_error(exc)
-        raise EventDecodeError(reason, stage="decode" if reason.startswith("invalid JSON") else "validate") from None
+    event: SensorEvent = _EVENT_CODECS[domain]._loads(raw)
+    return event
 
 
 def decode_item(domain: Domain, item: Any) -> SensorEvent:
@@ -54,27 +59,47 @@ def encode(model: BaseModel) -> bytes:
     return model.__pydantic_serializer__.to_json(model)
 
 
-class PydanticCodec(faust.Codec):
-    """Faust codec for citystream's output topics: pydantic models out, JSON-compatible dicts in."""
+class ModelCodec(faust.Codec):
+    """Faust codec bound to one schema: every value in or out is validated by that pydantic model."""
+
+    def __init__(self, model: type[BaseModel], **kwargs: Any) -> None:
+        super().__init__(model=model, **kwargs)
+        self.model = model
 
     def _dumps(self, obj: Any) -> bytes:
-        if isinstance(obj, BaseModel):
-            return encode(obj)
-        if isinstance(obj, bytes):
-            return obj
-        import orjson
-
-        return orjson.dumps(obj)
+        if not isinstance(obj, self.model):
+            obj = self.model.model_validate(obj)
+        return encode(obj)
 
     def _loads(self, s: bytes) -> Any:
-        import orjson
-
-        return orjson.loads(s)
+        try:
+            return self.model.model_validate_json(s)
+        except ValidationError as exc:
+            reason = describe_validation_error(exc)
+            raise EventDecodeError(
+                reason, stage="decode" if reason.startswith("invalid JSON") else "validate"
+            ) from None
 
 
 CODEC_NAME = "citystream"
+CODECS: dict[str, type[BaseModel]] = {
+    "citystream.traffic": TrafficReading,
+    "citystream.drone": DroneTelemetry,
+    "citystream.energy": EnergyReading,
+    "citystream.alert": Alert,
+    "citystream.aggregate": Aggregate,
+}
+
+
+def codec_name(model: type[BaseModel]) -> str:
+    """Return the registered codec name of a schema."""
+    return next(name for name, m in CODECS.items() if m is model)
 
 
 def register_codec() -> None:
-    """Register the codec with Faust under the name `citystream` (idempotent)."""
-    codecs.register(CODEC_NAME, PydanticCodec())
+    """Register one codec per schema with Faust (idempotent)."""
+    for name, model in CODECS.items():
+        codecs.register(name, ModelCodec(model))
+
+
+_EVENT_CODECS: dict[Domain, ModelCodec] = {domain: ModelCodec(model) for domain, model in MODEL_BY_DOMAIN.items()}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -68,7 +70,11 @@ class TrafficRules(BaseModel):
 class DroneRules(BaseModel):
     """Thresholds of the drone detectors."""
 
-    nofly_statuses: list[str] = ["airborne", "emergency", "remote_id_failure"]
+    nofly_statuses: list[Literal["ground", "airborne", "emergency", "remote_id_failure"]] = [
+        "airborne",
+        "emergency",
+        "remote_id_failure",
+    ]
 
 
 class EnergyRules(BaseModel):
@@ -109,10 +115,20 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _no_loopback_defaults_in_production(self) -> Settings:
         if self.environment == "production":
-            if "127.0.0.1" in self.kafka.bootstrap_servers or "localhost" in self.kafka.bootstrap_servers:
+            if any(_is_loopback(urlsplit(f"kafka://{s}").hostname) for s in self.kafka.bootstrap_list):
                 raise ConfigError(
                     "CITY_KAFKA__BOOTSTRAP_SERVERS points at loopback in production: set the brokers' addresses"
                 )
-            if "127.0.0.1" in self.redis.url.get_secret_value():
+            if _is_loopback(urlsplit(self.redis.url.get_secret_value()).hostname):
                 raise ConfigError("CITY_REDIS__URL points at loopback in production: set the Redis address")
         return self
+
+
+def _is_loopback(host: str | None) -> bool:
+    """Return whether a host name or address is this machine (localhost, 127.0.0.0/8, ::1)."""
+    if host is None or host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

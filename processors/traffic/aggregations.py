@@ -20,7 +20,7 @@ def traffic_metrics(sums: Mapping[str, int], distinct: int) -> dict[str, tuple[f
     if n == 0:
         return {}
     return {
-        "avg_speed_kmh": (sums.get("speed_micro", 0) / n / MICRO, "km/h"),
+        "avg_speed_kmh": (sums.get("speed_micro", 0) / (n * MICRO), "km/h"),  # one exact int division
         "vehicle_count": (float(sums.get("vehicles", 0)), "vehicles"),
         "readings": (float(n), "readings"),
     }

@@ -141,7 +141,7 @@ def batch_truth(events: list[Event], zones: ZoneIndex, window_s: int = 60) -> di
     for (domain, zone_id, start), w in sums.items():
         k = (domain, zone_id, start)
         if domain == "traffic":
-            truth[("traffic", "avg_speed_kmh", *k[1:])] = w["speed"] / w["n"] / 1_000_000
+            truth[("traffic", "avg_speed_kmh", *k[1:])] = w["speed"] / (w["n"] * 1_000_000)
             truth[("traffic", "vehicle_count", *k[1:])] = float(w["vehicles"])
             truth[("traffic", "readings", *k[1:])] = float(w["n"])
         elif domain == "drone":
