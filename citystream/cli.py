@@ -51,7 +51,7 @@ def _publish(args: argparse.Namespace, settings: Settings) -> int:
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     from citystream.simulate import simulate
 
-    simulate(settings, seed=args.seed, rate=args.rate, duration_s=args.duration)
+    simulate(settings, seed=args.seed, rate=args.rate, duration_s=args.duration, backfill_s=args.backfill)
     return 0
 
 
@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=1)
     sim.add_argument("--rate", type=float, default=200.0, help="events per second, all domains together")
     sim.add_argument("--for", dest="duration", type=float, default=None, help="seconds to run (default: forever)")
+    sim.add_argument(
+        "--backfill", type=float, default=0.0, help="first publish this many seconds of recent history at once"
+    )
     sim.set_defaults(func=_simulate)
     demo = sub.add_parser("demo", help="run the whole system on an embedded broker and Redis")
     demo.add_argument("--for", dest="duration", type=float, default=None, help="seconds to run (default: until Ctrl-C)")

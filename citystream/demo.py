@@ -24,6 +24,8 @@ from streams.topics import ensure_topics
 
 RUN_DIR = Path(".run") / "demo"
 STATUS_EVERY_S = 15.0
+# Five minutes of history first: meter baselines need 10 readings (2.5 min) before a spike can show.
+BACKFILL_S = 300
 
 
 class DemoStopped(Exception):
@@ -106,7 +108,9 @@ def run_demo(settings: Settings, duration_s: float | None, rate: float, api_port
         ensure_topics(demo_settings.kafka)
         procs["worker"] = _spawn("worker", ["worker"], env)
         procs["api"] = _spawn("api", ["api", "--port", str(port)], env)
-        procs["simulate"] = _spawn("simulate", ["simulate", "--seed", "7", "--rate", str(rate)], env)
+        procs["simulate"] = _spawn(
+            "simulate", ["simulate", "--seed", "7", "--rate", str(rate), "--backfill", str(BACKFILL_S)], env
+        )
         pids = [s.pid for s in servers] + [p.pid for p in procs.values()]
         (RUN_DIR / "pids").write_text("\n".join(str(p) for p in pids if p) + "\n")
         api_url = f"http://127.0.0.1:{port}"

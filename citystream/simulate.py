@@ -6,7 +6,7 @@ import asyncio
 import sys
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -20,10 +20,15 @@ from streams.settings import Settings
 PROGRESS_EVERY_S = 10.0
 
 
-def simulate(settings: Settings, seed: int, rate: float, duration_s: float | None) -> Counter[str]:
-    """Run the simulator against the configured Kafka for duration_s (None: until interrupted)."""
+def simulate(
+    settings: Settings, seed: int, rate: float, duration_s: float | None, backfill_s: float = 0.0
+) -> Counter[str]:
+    """Run the simulator against the configured Kafka for duration_s (None: until interrupted).
+
+    backfill_s first publishes that much recent history at once, so baselines exist from the start.
+    """
     zones = ZoneIndex.from_file(settings.zones_file)
-    sim = CitySimulator(zones, seed, datetime.now(UTC), size_for_rate(rate))
+    sim = CitySimulator(zones, seed, datetime.now(UTC) - timedelta(seconds=backfill_s), size_for_rate(rate))
     producer = GatewayProducer(settings.kafka, linger_ms=20)
     counts: Counter[str] = Counter()
     last_report = time.monotonic()
@@ -37,7 +42,7 @@ def simulate(settings: Settings, seed: int, rate: float, duration_s: float | Non
             print(f"simulate: published {_summary(counts)}", file=sys.stderr, flush=True)
 
     try:
-        asyncio.run(run_simulation(publish, sim, duration_s))
+        asyncio.run(run_simulation(publish, sim, duration_s, backfill_s=backfill_s))
     except KeyboardInterrupt:
         pass
     finally:
