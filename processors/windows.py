@@ -14,14 +14,13 @@ from streams.keys import Keys
 from streams.models import Aggregate, Domain
 from streams.topics import Topics
 
-IDLE_PARTITION_MS = 30_000
-
 
 class WindowStore:
     """Reader of the per-zone window sums the workers commit."""
 
-    def __init__(self, redis: Redis, keys: Keys, window_s: int, topics: Topics) -> None:
+    def __init__(self, redis: Redis, keys: Keys, window_s: int, topics: Topics, idle_partition_s: float = 30.0) -> None:
         self.redis = redis
+        self.idle_ms = idle_partition_s * 1000
         self.topics = topics
         self.keys = keys
         self.window_s = window_s
@@ -72,7 +71,7 @@ class WindowStore:
     async def watermark_ms(self, domain: Domain, now_ms: int | None = None) -> float:
         """Return the domain's event-time watermark: the slowest active partition's latest event.
 
-        Partitions idle for 30 s do not hold windows open; when all are idle every window may close.
+        Partitions idle for idle_partition_s do not hold windows open; when all are idle every window may close.
         """
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         prefix = self.topics.for_domain(domain) + ":"
@@ -82,7 +81,7 @@ class WindowStore:
             if not name.startswith(prefix):
                 continue
             event_ms, wall_ms = (int(x) for x in (value.decode() if isinstance(value, bytes) else value).split(":"))
-            if now_ms - wall_ms < IDLE_PARTITION_MS:
+            if now_ms - wall_ms < self.idle_ms:
                 marks.append(event_ms)
         return min(marks) if marks else float("inf")
 

@@ -62,7 +62,7 @@ def create_worker(settings: Settings) -> faust.App:
             await asyncio.gather(*futures)
 
     runner = BatchRunner(settings, zones, RedisSink(redis, keys), publish)
-    windows = WindowStore(redis, keys, settings.worker.window_seconds, topics)
+    windows = WindowStore(redis, keys, settings.worker.window_seconds, topics, settings.worker.idle_partition_s)
     app.citystream_runner = runner  # type: ignore[attr-defined]
 
     for domain in Domain:

@@ -50,6 +50,7 @@ class WorkerSettings(BaseModel):
     window_seconds: int = Field(60, ge=1)
     window_grace_s: float = Field(10.0, ge=0)
     emit_interval_s: float = Field(5.0, gt=0)
+    idle_partition_s: float = Field(30.0, gt=0)
     redis_retry_max_s: float = Field(10.0, gt=0)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import orjson
@@ -40,7 +41,7 @@ def settings(kafka_bootstrap: str, redis_server: object) -> Settings:
             heartbeat_interval_s=1,
         ),
         redis=RedisSettings(url=redis_server.url, key_prefix=f"it-{tag}"),  # type: ignore[attr-defined]
-        worker=WorkerSettings(group_id=f"it-worker-{tag}", emit_interval_s=1, window_grace_s=0),
+        worker=WorkerSettings(group_id=f"it-worker-{tag}", emit_interval_s=1, window_grace_s=0, idle_partition_s=2),
     )
 
 
@@ -88,8 +89,16 @@ def processed(
             and stats.get(f"deadletter:{Topics(settings.kafka.topic_namespace).traffic}") == 2
         )
 
+    def all_windows_emitted() -> bool:
+        for domain in Domain:
+            index = keys.window_index(domain.value, 60)
+            if client.zcard(index) != client.scard(keys.windows_emitted(domain.value, 60)):
+                return False
+        return True
+
     try:
         wait_until(all_counted, 90, "every event counted in Redis", worker)
+        wait_until(all_windows_emitted, 60, "every window sent to the aggregates topic", worker)
         yield log
     finally:
         worker.stop()
@@ -193,3 +202,22 @@ def test_a_full_replay_changes_nothing(settings: Settings, city: CityInput, proc
         client.close()
     assert _redis_aggregates(settings) == before_aggs
     assert sorted(orjson.dumps(a, option=orjson.OPT_SORT_KEYS) for a in _alerts(settings)) == before_alerts
+
+
+def test_closed_windows_reach_the_aggregates_topic_with_their_final_values(
+    settings: Settings, city: CityInput, processed: Path
+) -> None:
+    topics = Topics(settings.kafka.topic_namespace)
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_list, consumer_timeout_ms=5000)
+    parts = [TopicPartition(topics.aggregates, p) for p in range(settings.kafka.partitions)]
+    consumer.assign(parts)
+    consumer.seek_to_beginning(*parts)
+    emitted: dict[tuple[str, str, str, int], set[float]] = {}
+    for record in consumer:
+        agg = orjson.loads(record.value)
+        start = int(datetime.fromisoformat(agg["window_start"]).timestamp() * 1000)
+        emitted.setdefault((agg["domain"], agg["metric"], agg["zone_id"], start), set()).add(agg["value"])
+    consumer.close()
+    truth = batch_truth(city.events, ZoneIndex.from_file(settings.zones_file))
+    assert set(emitted) == set(truth)
+    assert {k: v for k, v in emitted.items() if v != {truth[k]}} == {}

@@ -26,6 +26,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "CITY_WORKER__GROUP_ID": settings.worker.group_id,
         "CITY_WORKER__EMIT_INTERVAL_S": str(settings.worker.emit_interval_s),
         "CITY_WORKER__WINDOW_GRACE_S": str(settings.worker.window_grace_s),
+        "CITY_WORKER__IDLE_PARTITION_S": str(settings.worker.idle_partition_s),
     }
 
 
