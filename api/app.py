@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from api.errors import install_error_handlers
-from api.routes import aggregates, alerts, health, ingest, zones
+from api.routes import aggregates, alerts, health, ingest, stats, zones
 from api.services.ingest import Ingestor
 from geo.zones import ZoneIndex
 from processors.windows import WindowStore
@@ -51,6 +51,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, alerts, aggregates, zones, ingest):
+    for module in (health, stats, alerts, aggregates, zones, ingest):
         app.include_router(module.router)
     return app

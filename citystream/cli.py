@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+
+from kafka.errors import KafkaError
 
 from citystream.logs import configure_logging
 from streams.exceptions import CitystreamError
@@ -108,6 +111,14 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args, settings))
     except CitystreamError as exc:
         print(f"citystream {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KafkaError as exc:
+        servers = os.environ.get("CITY_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+        print(
+            f"citystream {args.command}: Kafka is unreachable at {servers} ({exc}); start the brokers or set "
+            "CITY_KAFKA__BOOTSTRAP_SERVERS",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         return 130

@@ -13,5 +13,6 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("kafka", "aiokafka"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # kafka-python logs every refused connection at ERROR while it retries; citystream reports the outcome itself.
+    logging.getLogger("kafka").setLevel(logging.DEBUG if root.level == logging.DEBUG else logging.CRITICAL)
+    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))

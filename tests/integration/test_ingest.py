@@ -75,5 +75,6 @@ def test_mixed_batch_names_each_rejected_item_and_valid_ones_reach_aggregates(
                 return sum(a["value"] for a in items) == 10 + 12 + 15
 
             wait_until(counted, 60, "the three accepted readings in the aggregates", worker)
+            assert client.get("/stats").json() == {"events": {f"ing-{tag}.traffic": 3}, "deadletters": {}}
     finally:
         worker.stop()
