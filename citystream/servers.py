@@ -208,13 +208,14 @@ def _stop_all() -> None:
 
 
 class RedisServer(ServerProcess):
-    """A throwaway redis-server on 127.0.0.1 without persistence."""
+    """A redis-server on 127.0.0.1; throwaway by default, or with an fsync-always append-only file."""
 
     name = "redis"
 
-    def __init__(self, port: int | None = None, workdir: str | Path | None = None) -> None:
+    def __init__(self, port: int | None = None, workdir: str | Path | None = None, persistent: bool = False) -> None:
         super().__init__(workdir)
         self.port = port or free_port()
+        self.persistent = persistent
 
     @property
     def url(self) -> str:
@@ -225,7 +226,8 @@ class RedisServer(ServerProcess):
         """Return the redis-server argv."""
         return [
             redis_binary(),
-            *("--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"),
+            *("--port", str(self.port), "--bind", "127.0.0.1", "--save", ""),
+            *(("--appendonly", "yes", "--appendfsync", "always") if self.persistent else ("--appendonly", "no")),
             *("--dir", str(self.workdir), "--protected-mode", "no"),
         ]
 

@@ -39,6 +39,7 @@ class BatchOutcome:
     sums: dict[tuple[str, int], Counter[str]] = field(default_factory=dict)
     members: dict[tuple[str, int], set[str]] = field(default_factory=dict)
     deadletters: list[DeadLetter] = field(default_factory=list)
+    late: list[DeadLetter] = field(default_factory=list)
     dirty_sources: set[str] = field(default_factory=set)
     events: int = 0
     max_event_ms: int = -1

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from aiokafka.errors import KafkaError as AIOKafkaError
 from redis.exceptions import RedisError
 
 from geo.zones import ZoneIndex
@@ -15,6 +16,7 @@ from processors.drone.processor import DroneProcessor
 from processors.energy.processor import EnergyProcessor
 from processors.outcome import UNZONED, BatchOutcome, DeadLetter
 from processors.sink import RedisSink
+from processors.timeliness import Timeliness, classify, remember
 from processors.traffic.processor import TrafficProcessor
 from streams.codec import decode_event
 from streams.exceptions import EventDecodeError
@@ -41,8 +43,8 @@ class DomainProcessor(Protocol):
 
     domain: Domain
 
-    def process(self, event: Any, zone_id: str, state: dict[str, Any], out: BatchOutcome) -> None:
-        """Apply the domain's rules to one event."""
+    def process(self, event: Any, zone_id: str, state: dict[str, Any], out: BatchOutcome, detect: bool) -> None:
+        """Add one event to its window and, if it is in time order (detect), run the domain's detectors."""
 
 
 @dataclass
@@ -72,6 +74,11 @@ class BatchRunner:
         }
         self.caches: dict[tuple[str, int], PartitionCache] = {}
         self.topics = Topics(settings.kafka.topic_namespace)
+        self.min_spacing_ms = {
+            Domain.traffic: int(settings.traffic.min_interval_s * 1000),
+            Domain.drone: int(settings.drone.min_interval_s * 1000),
+            Domain.energy: int(settings.energy.min_interval_s * 1000),
+        }
 
     def forget(self, topic: str, partition: int) -> None:
         """Drop a partition's cached state (on rebalance or a failed commit)."""
@@ -92,10 +99,12 @@ class BatchRunner:
             try:
                 if await self._attempt(topic, partition, records):
                     return
-            except (RedisError, OSError) as exc:
+            except (RedisError, OSError, AIOKafkaError) as exc:
                 self.forget(topic, partition)
+                server = "kafka" if isinstance(exc, AIOKafkaError) else "redis"
                 log.warning(
-                    'redis unavailable, retrying topic="%s" partition=%d offset=%d retry_in_s=%.1f error="%s"',
+                    '%s unavailable, retrying topic="%s" partition=%d offset=%d retry_in_s=%.1f error="%s"',
+                    server,
                     topic,
                     partition,
                     records[0].offset,
@@ -108,7 +117,7 @@ class BatchRunner:
     async def _attempt(self, topic: str, partition: int, records: list[Record]) -> bool:
         cache = self.caches.setdefault((topic, partition), PartitionCache())
         if cache.base_offset is None:
-            cache.base_offset = await self.sink.applied_offset(topic, partition)
+            cache.base_offset, cache.max_event_ms = await self.sink.applied_position(topic, partition)
             cache.states.clear()
         base = cache.base_offset
         todo = [r for r in records if r.offset > base]
@@ -120,7 +129,6 @@ class BatchRunner:
         missing = list({ev.source_id for _, ev in events} - cache.states.keys())
         cache.states.update(await self.sink.load_states(domain.value, missing))
         self._apply(domain, events, cache, outcome)
-        cache.max_event_ms = max(cache.max_event_ms, outcome.max_event_ms)
         outcome.max_event_ms = cache.max_event_ms
         await self.publish(outcome)
         states = {sid: cache.states[sid] for sid in outcome.dirty_sources}
@@ -153,11 +161,22 @@ class BatchRunner:
         self, domain: Domain, events: list[tuple[Record, SensorEvent]], cache: PartitionCache, outcome: BatchOutcome
     ) -> None:
         processor = self.processors[domain]
+        window_s = self.settings.worker.window_seconds
+        grace_ms = int(self.settings.worker.window_grace_s * 1000)
+        spacing_ms = self.min_spacing_ms[domain]
         zone_ids = self.zones.district_ids([ev.lon for _, ev in events], [ev.lat for _, ev in events])
         for (record, event), zone_id in zip(events, zone_ids, strict=True):
             state = cache.states.setdefault(event.source_id, {})
+            seen = state.setdefault("seen", {})
+            verdict, reason = classify(event.observed_ms, seen, cache.max_event_ms, window_s, grace_ms, spacing_ms)
+            if verdict in (Timeliness.late, Timeliness.duplicate, Timeliness.flood):
+                refused = DeadLetter(
+                    record.topic, record.partition, record.offset, record.key, record.value, reason, verdict.value
+                )
+                (outcome.late if verdict is Timeliness.late else outcome.deadletters).append(refused)
+                continue
             try:
-                processor.process(event, zone_id or UNZONED, state, outcome)
+                processor.process(event, zone_id or UNZONED, state, outcome, verdict is Timeliness.on_time)
             except Exception as exc:  # a rule bug on one odd event must not stop the partition
                 log.exception(
                     'processing failed topic="%s" partition=%d offset=%d', record.topic, record.partition, record.offset
@@ -174,6 +193,7 @@ class BatchRunner:
                     )
                 )
                 continue
+            remember(seen, event.observed_ms)
+            cache.max_event_ms = max(cache.max_event_ms, event.observed_ms)
             outcome.events += 1
             outcome.dirty_sources.add(event.source_id)
-            outcome.max_event_ms = max(outcome.max_event_ms, event.observed_ms)

@@ -44,6 +44,15 @@ class RedisSink:
         raw = await self.redis.get(self.keys.partition_offset(topic, partition))
         return -1 if raw is None else int(raw)
 
+    async def applied_position(self, topic: str, partition: int) -> tuple[int, int]:
+        """Return a partition's last applied offset and event-time watermark (-1, -1 for none)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(self.keys.partition_offset(topic, partition))
+            pipe.hget(self.keys.watermarks, f"{topic}:{partition}")
+            offset, mark = await pipe.execute()
+        event_ms = -1 if mark is None else int((mark.decode() if isinstance(mark, bytes) else mark).split(":")[0])
+        return (-1 if offset is None else int(offset)), event_ms
+
     async def load_states(self, domain: str, source_ids: list[str]) -> dict[str, dict[str, Any]]:
         """Return the stored state of the given sources (absent ones are left out)."""
         if not source_ids:
@@ -99,5 +108,7 @@ class RedisSink:
         pipe.hincrby(keys.stats, f"events:{topic}", outcome.events)
         if outcome.deadletters:
             pipe.hincrby(keys.stats, f"deadletter:{topic}", len(outcome.deadletters))
+        if outcome.late:
+            pipe.hincrby(keys.stats, f"late:{topic}", len(outcome.late))
         if outcome.max_event_ms >= 0:
             pipe.hset(keys.watermarks, f"{topic}:{partition}", f"{outcome.max_event_ms}:{int(time.time() * 1000)}")

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from geo.zones import ZoneIndex
-from processors.outcome import BatchOutcome
+from processors.outcome import BatchOutcome, DeadLetter
 from processors.runner import BatchRunner, Record
 from processors.sink import RedisSink
 from processors.windows import WindowStore
@@ -36,26 +36,23 @@ def create_worker(settings: Settings) -> faust.App:
     aggregates_topic = app.topic(topics.aggregates, value_serializer=codec_name(Aggregate), key_serializer="raw")
     deadletter_topic = app.topic(topics.deadletter, value_serializer="raw", key_serializer="raw")
 
+    late_topic = app.topic(topics.late, value_serializer="raw", key_serializer="raw")
+
     async def publish(outcome: BatchOutcome) -> None:
-        """Send dead letters and changed alerts, waiting for Kafka's acks, before Redis is committed."""
+        """Send dead letters, late events and changed alerts, waiting for Kafka's acks, before Redis is committed."""
         futures = []
-        for dl in outcome.deadletters:
-            headers = {
-                "citystream.error.reason": dl.reason.encode(),
-                "citystream.error.stage": dl.stage.encode(),
-                "citystream.source.topic": dl.topic.encode(),
-                "citystream.source.partition": str(dl.partition).encode(),
-                "citystream.source.offset": str(dl.offset).encode(),
-            }
-            futures.append(await deadletter_topic.send(key=dl.key, value=dl.value or b"", headers=headers))
-            log.warning(
-                'dead letter topic="%s" partition=%d offset=%d stage="%s" reason="%s"',
-                dl.topic,
-                dl.partition,
-                dl.offset,
-                dl.stage,
-                dl.reason,
-            )
+        for target, refused in ((deadletter_topic, outcome.deadletters), (late_topic, outcome.late)):
+            for dl in refused:
+                futures.append(await target.send(key=dl.key, value=dl.value or b"", headers=refusal_headers(dl)))
+                log.warning(
+                    'refused event to="%s" topic="%s" partition=%d offset=%d stage="%s" reason="%s"',
+                    target.get_topic_name(),
+                    dl.topic,
+                    dl.partition,
+                    dl.offset,
+                    dl.stage,
+                    dl.reason,
+                )
         for alert in outcome.alerts.values():
             futures.append(await alerts_topic.send(key=alert.id.encode(), value=alert))
         if futures:
@@ -95,6 +92,17 @@ def create_worker(settings: Settings) -> faust.App:
         log.info("partitions assigned count=%d", len(assigned))
 
     return app
+
+
+def refusal_headers(dl: DeadLetter) -> dict[str, bytes]:
+    """Return the Kafka headers that say why and from where a value was refused."""
+    return {
+        "citystream.error.reason": dl.reason.encode(),
+        "citystream.error.stage": dl.stage.encode(),
+        "citystream.source.topic": dl.topic.encode(),
+        "citystream.source.partition": str(dl.partition).encode(),
+        "citystream.source.offset": str(dl.offset).encode(),
+    }
 
 
 def _register_agent(app: faust.App, runner: BatchRunner, settings: Settings, domain: Domain, topic_name: str) -> None:

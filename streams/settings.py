@@ -48,7 +48,7 @@ class WorkerSettings(BaseModel):
     batch_max: int = Field(2000, ge=1, le=100_000)
     batch_within_s: float = Field(0.2, gt=0)
     window_seconds: int = Field(60, ge=1)
-    window_grace_s: float = Field(10.0, ge=0)
+    window_grace_s: float = Field(30.0, ge=0)
     emit_interval_s: float = Field(5.0, gt=0)
     idle_partition_s: float = Field(30.0, gt=0)
     redis_retry_max_s: float = Field(10.0, gt=0)
@@ -60,6 +60,7 @@ class TrafficRules(BaseModel):
     congestion_speed_kmh: float = Field(25.0, gt=0)
     congestion_recover_kmh: float = Field(40.0, gt=0)
     congestion_min_readings: int = Field(3, ge=1)
+    min_interval_s: float = Field(1.0, ge=0, description="readings of one detector closer than this are a flood")
 
     @model_validator(mode="after")
     def _recover_above_onset(self) -> TrafficRules:
@@ -70,6 +71,8 @@ class TrafficRules(BaseModel):
 
 class DroneRules(BaseModel):
     """Thresholds of the drone detectors."""
+
+    min_interval_s: float = Field(0.05, ge=0, description="fixes of one drone closer than this are a flood")
 
     nofly_statuses: list[Literal["ground", "airborne", "emergency", "remote_id_failure"]] = [
         "airborne",
@@ -85,6 +88,7 @@ class EnergyRules(BaseModel):
     spike_min_kw: float = Field(2.0, ge=0)
     spike_min_samples: int = Field(10, ge=1)
     baseline_alpha: float = Field(0.1, gt=0, le=1)
+    min_interval_s: float = Field(1.0, ge=0, description="readings of one meter closer than this are a flood")
 
 
 class ApiSettings(BaseModel):

@@ -60,9 +60,14 @@ class Topics:
         return Domain(topic.removeprefix(self.namespace + "."))
 
     @property
+    def late(self) -> str:
+        """Return the topic events go to when their window had closed, with the reason in headers."""
+        return f"{self.namespace}.late"
+
+    @property
     def all(self) -> tuple[str, ...]:
         """Return every topic of the deployment."""
-        return (self.traffic, self.drone, self.energy, self.alerts, self.aggregates, self.deadletter)
+        return (self.traffic, self.drone, self.energy, self.alerts, self.aggregates, self.deadletter, self.late)
 
 
 def ensure_topics(settings: KafkaSettings) -> list[str]:

@@ -21,13 +21,15 @@ class DroneProcessor:
         self.rules = settings.drone
         self.zones = zones
 
-    def process(self, event: Any, zone_id: str, state: dict[str, Any], out: BatchOutcome) -> None:
-        """Add the fix to its zone window and run the detectors."""
+    def process(self, event: Any, zone_id: str, state: dict[str, Any], out: BatchOutcome, detect: bool = True) -> None:
+        """Add the fix to its zone window and run the detectors if it is in time order."""
         fix: DroneTelemetry = event
         start = window_start_ms(fix.observed_ms, out.window_s)
         out.add_sums(zone_id, start, drone_increments(fix))
         if is_airborne(fix):
             out.add_member(zone_id, start, fix.drone_id)
+        if not detect:
+            return
         nofly = self.zones.zones_at(fix.lon, fix.lat, "nofly")
         for alert in nofly_detector(fix, state.setdefault("nofly", {}), nofly, self.rules, zone_id):
             out.emit(alert)

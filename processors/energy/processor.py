@@ -19,9 +19,13 @@ class EnergyProcessor:
     def __init__(self, settings: Settings) -> None:
         self.rules = settings.energy
 
-    def process(self, event: Any, zone_id: str, state: dict[str, Any], out: BatchOutcome) -> None:
-        """Add the reading's energy to its zone window and run the detectors."""
+    def process(self, event: Any, zone_id: str, state: dict[str, Any], out: BatchOutcome, detect: bool = True) -> None:
+        """Add the reading's energy to its zone window and run the detectors if it is in time order."""
         reading: EnergyReading = event
         start = window_start_ms(reading.observed_ms, out.window_s)
+        if not detect:
+            # An older reading than the meter's newest: counted, but its energy is already in the later difference.
+            out.add_sums(zone_id, start, {"n": 1, "wh": 0})
+            return
         out.add_sums(zone_id, start, energy_increments(reading, state.setdefault("counter", {})))
         out.emit(load_spike_detector(reading, state.setdefault("load", {}), self.rules, zone_id))

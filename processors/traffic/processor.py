@@ -19,8 +19,9 @@ class TrafficProcessor:
     def __init__(self, settings: Settings) -> None:
         self.rules = settings.traffic
 
-    def process(self, event: Any, zone_id: str, state: dict[str, Any], out: BatchOutcome) -> None:
-        """Add the reading to its zone window and run the detectors."""
+    def process(self, event: Any, zone_id: str, state: dict[str, Any], out: BatchOutcome, detect: bool = True) -> None:
+        """Add the reading to its zone window and run the detectors if it is in time order."""
         reading: TrafficReading = event
         out.add_sums(zone_id, window_start_ms(reading.observed_ms, out.window_s), traffic_increments(reading))
-        out.emit(congestion_detector(reading, state.setdefault("congestion", {}), self.rules, zone_id))
+        if detect:
+            out.emit(congestion_detector(reading, state.setdefault("congestion", {}), self.rules, zone_id))

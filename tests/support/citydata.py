@@ -9,6 +9,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from geo.zones import ZoneIndex
+from processors.drone.processor import DroneProcessor
+from processors.energy.processor import EnergyProcessor
+from processors.outcome import BatchOutcome
+from processors.traffic.processor import TrafficProcessor
+from streams.models import MODEL_BY_DOMAIN, Domain
+from streams.settings import Settings
 
 # (lon, lat) inside each district, from geo/data/README.md
 DISTRICT_POINTS = [
@@ -37,15 +43,18 @@ def _iso(t: datetime) -> str:
     return t.isoformat()
 
 
-def make_city_input(seed: int = 7, start: datetime | None = None, minutes: int = 8) -> CityInput:
-    """Build a deterministic mixed stream starting at `start` (default: 30 minutes ago, minute-aligned)."""
+def make_city_input(
+    seed: int = 7, start: datetime | None = None, minutes: int = 8, sensors: tuple[int, int, int] = (12, 6, 10)
+) -> CityInput:
+    """Build a deterministic mixed stream of (traffic, drone, meter) sensors, by default from 30 minutes ago."""
     rng = random.Random(seed)
+    n_traffic, n_drones, n_meters = sensors
     if start is None:
         now = datetime.now(UTC).replace(second=0, microsecond=0)
-        start = now - timedelta(minutes=30)
+        start = now - timedelta(minutes=max(30, minutes + 5))
     events: list[tuple[datetime, Event]] = []
     congested = {"TLD-0000", "TLD-0001"}
-    for i in range(12):
+    for i in range(n_traffic):
         lon, lat = DISTRICT_POINTS[i % len(DISTRICT_POINTS)]
         sid = f"TLD-{i:04d}"
         for k in range(minutes * 2):
@@ -65,12 +74,12 @@ def make_city_input(seed: int = 7, start: datetime | None = None, minutes: int =
             }
             events.append((t, ("traffic", sid, value)))
     nofly = {"CN-UAS-0000"}
-    for d in range(6):
+    for d in range(n_drones):
         did = f"CN-UAS-{d:04d}"
         lon0, lat0 = (113.700, 22.768) if did in nofly else DISTRICT_POINTS[d % len(DISTRICT_POINTS)]
         for k in range(minutes * 6):
             t = start + timedelta(seconds=10 * k + d)
-            lat = lat0 - k * 0.0005 if did in nofly else lat0 + 0.0002 * k
+            lat = lat0 - k * 0.0005 if did in nofly and k < 60 else lat0 + 0.0002 * (k % 60)
             value = {
                 "drone_id": did,
                 "observed_at": _iso(t),
@@ -86,7 +95,7 @@ def make_city_input(seed: int = 7, start: datetime | None = None, minutes: int =
             }
             events.append((t, ("drone", did, value)))
     spiking = {"MTR-00000"}
-    for m in range(10):
+    for m in range(n_meters):
         mid = f"MTR-{m:05d}"
         lon, lat = DISTRICT_POINTS[(m + 2) % len(DISTRICT_POINTS)]
         kwh = round(rng.uniform(100, 5000), 3)
@@ -151,3 +160,22 @@ def batch_truth(events: list[Event], zones: ZoneIndex, window_s: int = 60) -> di
             truth[("energy", "energy_kwh", *k[1:])] = w["wh"] / 1000
             truth[("energy", "readings", *k[1:])] = float(w["n"])
     return truth
+
+
+def batch_alerts(events: list[Event], settings: Settings, zones: ZoneIndex) -> dict[str, tuple[str, str, str, int]]:
+    """Run the domain processors over each source's events in order: {alert id: (kind, source, status, count)}."""
+    processors = {
+        "traffic": TrafficProcessor(settings),
+        "drone": DroneProcessor(settings, zones),
+        "energy": EnergyProcessor(settings),
+    }
+    states: dict[str, dict[str, Any]] = {}
+    alerts: dict[str, tuple[str, str, str, int]] = {}
+    for domain, key, value in events:
+        event = MODEL_BY_DOMAIN[Domain(domain)].model_validate(value)
+        zone = zones.district_at(event.lon, event.lat)
+        out = BatchOutcome(Domain(domain), settings.worker.window_seconds)
+        processors[domain].process(event, zone.id if zone else "unzoned", states.setdefault(key, {}), out, True)
+        for alert in out.alerts.values():
+            alerts[alert.id] = (alert.kind, alert.source_id, alert.status.value, alert.count)
+    return alerts

@@ -60,6 +60,15 @@ class WorkerProcess:
         self._log.close()
         self.proc = None
 
+    def kill(self) -> None:
+        """Kill the worker with SIGKILL, as a crash would (no shutdown, no offset commit)."""
+        if self.proc is None:
+            return
+        self.proc.kill()
+        self.proc.wait()
+        self._log.close()
+        self.proc = None
+
     def log_tail(self, lines: int = 60) -> str:
         """Return the end of the worker's log."""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

@@ -1,0 +1,28 @@
+"""Servers of their own for the fault scenarios, which stop and restart them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from citystream.servers import KafkaServer, RedisServer
+from tests.conftest import _start_or_fail
+
+
+@pytest.fixture(scope="module")
+def fault_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaServer]:
+    """An Apache Kafka 4.1 node the scenarios may stop and restart."""
+    server = KafkaServer(workdir=tmp_path_factory.mktemp("fault-kafka"))
+    _start_or_fail(server)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def fault_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server with an fsync-always append-only file, so a stop and start keeps every write."""
+    server = RedisServer(workdir=tmp_path_factory.mktemp("fault-redis"), persistent=True)
+    _start_or_fail(server)
+    yield server
+    server.stop()

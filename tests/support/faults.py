@@ -1,0 +1,159 @@
+"""A fault scenario: a fixed, seeded city stream published at a steady pace while workers are hurt."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+import redis
+from redis.asyncio import Redis as AsyncRedis
+
+from citystream.servers import KafkaServer, RedisServer
+from geo.zones import ZoneIndex
+from processors.windows import WindowStore
+from streams.gateway import GatewayProducer
+from streams.keys import Keys
+from streams.models import Domain
+from streams.settings import KafkaSettings, RedisSettings, Settings, WorkerSettings
+from streams.topics import Topics, ensure_topics
+from tests.support.citydata import batch_alerts, batch_truth, make_city_input
+from tests.support.worker import WorkerProcess, wait_until
+
+CHUNK = 250
+
+
+class Scenario:
+    """One isolated deployment (topics, group, Redis prefix) with its input, workers and checks."""
+
+    def __init__(self, name: str, kafka: KafkaServer, redis_server: RedisServer, tmp: Path, seed: int = 11) -> None:
+        tag = f"{name}-{uuid.uuid4().hex[:6]}"
+        self.name = name
+        self.tmp = tmp
+        self.settings = Settings(
+            environment="test",
+            kafka=KafkaSettings(
+                bootstrap_servers=kafka.bootstrap_servers,
+                topic_namespace=f"f-{tag}",
+                partitions=8,
+                session_timeout_s=6,
+                heartbeat_interval_s=1,
+                request_timeout_s=10,
+            ),
+            redis=RedisSettings(url=redis_server.url, key_prefix=f"f-{tag}"),
+            worker=WorkerSettings(group_id=f"f-{tag}", window_grace_s=0, idle_partition_s=2, redis_retry_max_s=2),
+        )
+        self.city = make_city_input(seed=seed, minutes=40, sensors=(60, 20, 50))
+        self.topics = Topics(self.settings.kafka.topic_namespace)
+        self.keys = Keys(self.settings.redis.key_prefix)
+        self.workers: list[WorkerProcess] = []
+        self.published = threading.Event()
+        self.publish_errors = 0
+        ensure_topics(self.settings.kafka)
+
+    def start_publisher(self, rate_per_s: float = 1000.0) -> threading.Thread:
+        """Publish the input at a steady rate in the background, resending a chunk that Kafka refused."""
+
+        def run() -> None:
+            producer = GatewayProducer(self.settings.kafka)
+            events = self.city.events
+            started = time.monotonic()
+            for i in range(0, len(events), CHUNK):
+                while True:
+                    try:
+                        for domain, key, value in events[i : i + CHUNK]:
+                            producer.send(Domain(domain), key, orjson.dumps(value))
+                        producer.flush(10)
+                        break
+                    except Exception:  # broker down: resend the chunk; the worker drops the duplicates
+                        self.publish_errors += 1
+                        time.sleep(1)
+                pause = started + (i + CHUNK) / rate_per_s - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+            producer.close()
+            self.published.set()
+
+        thread = threading.Thread(target=run, name=f"publisher-{self.name}", daemon=True)
+        thread.start()
+        return thread
+
+    def start_worker(self) -> WorkerProcess:
+        """Start one more worker in the scenario's group."""
+        worker = WorkerProcess(self.settings, self.tmp / f"worker-{len(self.workers)}.log").start()
+        self.workers.append(worker)
+        return worker
+
+    def progress(self) -> int:
+        """Return how many events' effects are committed in Redis (-1 while Redis is down)."""
+        client = redis.Redis.from_url(self.settings.redis.url.get_secret_value(), socket_timeout=2)
+        try:
+            stats = client.hgetall(self.keys.stats)
+        except redis.RedisError:
+            return -1
+        finally:
+            client.close()
+        return sum(int(v) for k, v in stats.items() if k.startswith(b"events:"))
+
+    def wait_progress(self, at_least: int, timeout: float) -> float:
+        """Wait until at least this many events are applied; return the seconds it took."""
+        started = time.monotonic()
+        wait_until(lambda: self.progress() >= at_least, timeout, f"{at_least} events applied", self.live_worker())
+        return time.monotonic() - started
+
+    def live_worker(self) -> WorkerProcess | None:
+        """Return a running worker, for its log in failure messages."""
+        return next((w for w in reversed(self.workers) if w.proc is not None), None)
+
+    def wait_complete(self, timeout: float = 180) -> None:
+        """Wait until everything is published and applied."""
+        wait_until(self.published.is_set, timeout, "the publisher to finish")
+        self.wait_progress(len(self.city.events), timeout)
+
+    def stop_workers(self) -> None:
+        """Stop every worker still running."""
+        for worker in self.workers:
+            worker.stop()
+
+    def redis_aggregates(self) -> dict[tuple[str, str, str, int], float]:
+        """Read every zone window metric back from Redis."""
+
+        async def read() -> dict[tuple[str, str, str, int], float]:
+            client = AsyncRedis.from_url(self.settings.redis.url.get_secret_value())
+            store = WindowStore(client, self.keys, 60, self.topics)
+            out = {}
+            for domain in Domain:
+                for agg in await store.aggregates(domain, await store.window_refs(domain)):
+                    key = (agg.domain.value, agg.metric, agg.zone_id, int(agg.window_start.timestamp() * 1000))
+                    out[key] = agg.value
+            await client.aclose()
+            return out
+
+        return asyncio.run(read())
+
+    def redis_alerts(self) -> dict[str, tuple[str, str, str, int]]:
+        """Read every alert from Redis: {id: (kind, source, status, count)}."""
+        client = redis.Redis.from_url(self.settings.redis.url.get_secret_value())
+        ids = [i.decode() for i in client.zrange(self.keys.alert_index, 0, -1)]
+        raws = client.mget([self.keys.alert(i) for i in ids]) if ids else []
+        client.close()
+        alerts = {}
+        for raw in raws:
+            a = orjson.loads(raw)
+            alerts[a["id"]] = (a["kind"], a["source_id"], a["status"], a["count"])
+        return alerts
+
+    def assert_exact(self) -> None:
+        """Assert every aggregate equals the batch truth and every alert exists once, as in a fault-free run."""
+        zones = ZoneIndex.from_file(self.settings.zones_file)
+        truth = batch_truth(self.city.events, zones)
+        got = self.redis_aggregates()
+        assert set(got) == set(truth), f"windows differ: missing {set(truth) - set(got)}, extra {set(got) - set(truth)}"
+        wrong = {k: (got[k], truth[k]) for k in truth if got[k] != truth[k]}
+        assert not wrong, f"{len(wrong)} aggregates differ from the batch truth, e.g. {list(wrong.items())[:5]}"
+        expected = batch_alerts(self.city.events, self.settings, zones)
+        assert self.redis_alerts() == expected
+        assert self.progress() == len(self.city.events)
