@@ -66,7 +66,7 @@ def test_kafka_restart_mid_stream(fault_kafka: KafkaServer, fault_redis: RedisSe
         stopped = time.monotonic()
         wait_until(lambda: health(url)[0] == 503, 20, "the API to report Kafka down")
         status, body = health(url)
-        assert body["unavailable"] == ["kafka"]
+        assert status == 503 and body["unavailable"] == ["kafka"]
         time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - stopped)))
         fault_kafka.start()
         restarted = time.monotonic()
