@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -12,16 +11,15 @@ import orjson
 import pytest
 import redis
 from kafka import KafkaConsumer, TopicPartition
-from redis.asyncio import Redis as AsyncRedis
 
 from geo.zones import ZoneIndex
-from processors.windows import WindowStore
 from streams.gateway import GatewayProducer
 from streams.keys import Keys
 from streams.models import Domain
 from streams.settings import KafkaSettings, RedisSettings, Settings, WorkerSettings
 from streams.topics import Topics, ensure_topics
 from tests.support.citydata import CityInput, batch_truth, make_city_input
+from tests.support.faults import Results
 from tests.support.worker import WorkerProcess, wait_until
 
 pytestmark = pytest.mark.integration
@@ -106,17 +104,7 @@ def processed(
 
 
 def _redis_aggregates(settings: Settings) -> dict[tuple[str, str, str, int], float]:
-    async def read() -> dict[tuple[str, str, str, int], float]:
-        client = AsyncRedis.from_url(settings.redis.url.get_secret_value())
-        store = WindowStore(client, Keys(settings.redis.key_prefix), 60, Topics(settings.kafka.topic_namespace))
-        out = {}
-        for domain in Domain:
-            for agg in await store.aggregates(domain, await store.window_refs(domain)):
-                out[(agg.domain.value, agg.metric, agg.zone_id, int(agg.window_start.timestamp() * 1000))] = agg.value
-        await client.aclose()
-        return out
-
-    return asyncio.run(read())
+    return Results(settings).aggregates()
 
 
 def test_every_aggregate_equals_the_batch_truth(settings: Settings, city: CityInput, processed: Path) -> None:

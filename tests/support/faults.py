@@ -26,6 +26,54 @@ from tests.support.worker import WorkerProcess, wait_until
 CHUNK = 250
 
 
+class Results:
+    """Read a deployment's committed results back from Redis."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.topics = Topics(settings.kafka.topic_namespace)
+        self.keys = Keys(settings.redis.key_prefix)
+
+    def progress(self) -> int:
+        """Return how many events' effects are committed in Redis (-1 while Redis is down)."""
+        client = redis.Redis.from_url(self.settings.redis.url.get_secret_value(), socket_timeout=2)
+        try:
+            stats = client.hgetall(self.keys.stats)
+        except redis.RedisError:
+            return -1
+        finally:
+            client.close()
+        return sum(int(v) for k, v in stats.items() if k.startswith(b"events:"))
+
+    def aggregates(self) -> dict[tuple[str, str, str, int], float]:
+        """Read every zone window metric back from Redis."""
+
+        async def read() -> dict[tuple[str, str, str, int], float]:
+            client = AsyncRedis.from_url(self.settings.redis.url.get_secret_value())
+            store = WindowStore(client, self.keys, 60, self.topics)
+            out = {}
+            for domain in Domain:
+                for agg in await store.aggregates(domain, await store.window_refs(domain)):
+                    key = (agg.domain.value, agg.metric, agg.zone_id, int(agg.window_start.timestamp() * 1000))
+                    out[key] = agg.value
+            await client.aclose()
+            return out
+
+        return asyncio.run(read())
+
+    def alerts(self) -> dict[str, tuple[str, str, str, int]]:
+        """Read every alert from Redis: {id: (kind, source, status, count)}."""
+        client = redis.Redis.from_url(self.settings.redis.url.get_secret_value())
+        ids = [i.decode() for i in client.zrange(self.keys.alert_index, 0, -1)]
+        raws = client.mget([self.keys.alert(i) for i in ids]) if ids else []
+        client.close()
+        alerts = {}
+        for raw in raws:
+            a = orjson.loads(raw)
+            alerts[a["id"]] = (a["kind"], a["source_id"], a["status"], a["count"])
+        return alerts
+
+
 class Scenario:
     """One isolated deployment (topics, group, Redis prefix) with its input, workers and checks."""
 
@@ -48,7 +96,7 @@ class Scenario:
         )
         self.city = make_city_input(seed=seed, minutes=40, sensors=(60, 20, 50))
         self.topics = Topics(self.settings.kafka.topic_namespace)
-        self.keys = Keys(self.settings.redis.key_prefix)
+        self.results = Results(self.settings)
         self.workers: list[WorkerProcess] = []
         self.published = threading.Event()
         self.publish_errors = 0
@@ -89,14 +137,7 @@ class Scenario:
 
     def progress(self) -> int:
         """Return how many events' effects are committed in Redis (-1 while Redis is down)."""
-        client = redis.Redis.from_url(self.settings.redis.url.get_secret_value(), socket_timeout=2)
-        try:
-            stats = client.hgetall(self.keys.stats)
-        except redis.RedisError:
-            return -1
-        finally:
-            client.close()
-        return sum(int(v) for k, v in stats.items() if k.startswith(b"events:"))
+        return self.results.progress()
 
     def wait_progress(self, at_least: int, timeout: float) -> float:
         """Wait until at least this many events are applied; return the seconds it took."""
@@ -118,42 +159,14 @@ class Scenario:
         for worker in self.workers:
             worker.stop()
 
-    def redis_aggregates(self) -> dict[tuple[str, str, str, int], float]:
-        """Read every zone window metric back from Redis."""
-
-        async def read() -> dict[tuple[str, str, str, int], float]:
-            client = AsyncRedis.from_url(self.settings.redis.url.get_secret_value())
-            store = WindowStore(client, self.keys, 60, self.topics)
-            out = {}
-            for domain in Domain:
-                for agg in await store.aggregates(domain, await store.window_refs(domain)):
-                    key = (agg.domain.value, agg.metric, agg.zone_id, int(agg.window_start.timestamp() * 1000))
-                    out[key] = agg.value
-            await client.aclose()
-            return out
-
-        return asyncio.run(read())
-
-    def redis_alerts(self) -> dict[str, tuple[str, str, str, int]]:
-        """Read every alert from Redis: {id: (kind, source, status, count)}."""
-        client = redis.Redis.from_url(self.settings.redis.url.get_secret_value())
-        ids = [i.decode() for i in client.zrange(self.keys.alert_index, 0, -1)]
-        raws = client.mget([self.keys.alert(i) for i in ids]) if ids else []
-        client.close()
-        alerts = {}
-        for raw in raws:
-            a = orjson.loads(raw)
-            alerts[a["id"]] = (a["kind"], a["source_id"], a["status"], a["count"])
-        return alerts
-
     def assert_exact(self) -> None:
         """Assert every aggregate equals the batch truth and every alert exists once, as in a fault-free run."""
         zones = ZoneIndex.from_file(self.settings.zones_file)
         truth = batch_truth(self.city.events, zones)
-        got = self.redis_aggregates()
+        got = self.results.aggregates()
         assert set(got) == set(truth), f"windows differ: missing {set(truth) - set(got)}, extra {set(got) - set(truth)}"
         wrong = {k: (got[k], truth[k]) for k in truth if got[k] != truth[k]}
         assert not wrong, f"{len(wrong)} aggregates differ from the batch truth, e.g. {list(wrong.items())[:5]}"
         expected = batch_alerts(self.city.events, self.settings, zones)
-        assert self.redis_alerts() == expected
+        assert self.results.alerts() == expected
         assert self.progress() == len(self.city.events)
