@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from api.errors import install_error_handlers
+from api.limits import BodySizeLimit
 from api.routes import aggregates, alerts, health, ingest, stats, zones
 from api.services.ingest import Ingestor
 from geo.zones import ZoneIndex
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
     for module in (health, stats, alerts, aggregates, zones, ingest):
         app.include_router(module.router)
     return app

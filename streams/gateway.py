@@ -67,7 +67,10 @@ class GatewayProducer:
     def publish(self, domain: Domain, events: Iterable[SensorEvent], timeout_s: float | None = None) -> int:
         """Send events to the domain's topic and wait until Kafka acknowledged every one; return the count."""
         topic = self.topics.for_domain(domain)
-        futures = [self._producer.send(topic, key=e.source_id.encode(), value=encode(e)) for e in events]
+        try:
+            futures = [self._producer.send(topic, key=e.source_id.encode(), value=encode(e)) for e in events]
+        except KafkaError as exc:
+            raise PublishError(f"Kafka refused an event before sending it: {exc}") from exc
         return self._wait(futures, timeout_s)
 
     def send(self, domain: Domain, key: str, value: bytes) -> None:
@@ -80,7 +83,11 @@ class GatewayProducer:
 
     def publish_raw(self, topic: str, key: bytes | None, value: bytes) -> None:
         """Send bytes as they are (tests and replays of dead letters), waiting for the ack."""
-        self._wait([self._producer.send(topic, key=key, value=value)], None)
+        try:
+            future = self._producer.send(topic, key=key, value=value)
+        except KafkaError as exc:
+            raise PublishError(f"Kafka refused the value before sending it: {exc}") from exc
+        self._wait([future], None)
 
     def _wait(self, futures: list[Any], timeout_s: float | None) -> int:
         timeout = timeout_s or self.settings.request_timeout_s

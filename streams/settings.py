@@ -97,6 +97,7 @@ class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     ingest_max_items: int = Field(5000, ge=1)
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     ingest_timeout_s: float = Field(15.0, gt=0)
     health_timeout_s: float = Field(2.0, gt=0)
 

@@ -106,3 +106,16 @@ def test_redis_down_is_503_naming_redis_not_500(redis_server: RedisServer) -> No
     for response in (alerts, aggregates):
         assert response.status_code == 503
         assert "Redis is unavailable" in response.json()["detail"]
+
+
+def test_bodies_over_the_limit_are_refused_with_413_before_being_read_whole(client: TestClient) -> None:
+    huge = b"[" + b"0," * (3 * 1024 * 1024) + b"0]"
+    response = client.post("/ingest/traffic", content=huge, headers={"content-type": "application/json"})
+    assert response.status_code == 413 and "bytes" in response.json()["detail"]
+
+    def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(80):
+            yield b" " * 65536
+
+    streamed = client.post("/ingest/traffic", content=chunks(), headers={"content-type": "application/json"})
+    assert streamed.status_code == 413

@@ -190,8 +190,8 @@ def parse_dockerfile(text: str) -> list[Stage]:
         elif keyword == "FROM":
             words = args.split()
             base = re.sub(r"\$\{?(\w+)\}?", lambda m: global_args.get(m.group(1), m.group(0)), words[0])
-            name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
-            stages.append(Stage(base, name))
+            stage_name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
+            stages.append(Stage(base, stage_name))
         elif stages:
             stages[-1].instructions.append((keyword, args))
     return stages
