@@ -308,10 +308,13 @@ class KafkaServer(ServerProcess):
         workdir: str | Path | None = None,
         jars_dir: str | Path = KAFKA_JARS,
         controller_port: int | None = None,
+        scram_users: dict[str, str] | None = None,
     ) -> None:
         super().__init__(workdir)
         self.port = port or free_port()
         self.controller_port = controller_port or free_port()
+        self.scram_users = dict(scram_users or {})
+        self.sasl_port = free_port() if self.scram_users else None
         self.jars_dir = Path(jars_dir)
         self.properties_path = self.workdir / "server.properties"
         self.log4j_path = self.workdir / "log4j2.properties"
@@ -320,6 +323,13 @@ class KafkaServer(ServerProcess):
     def bootstrap_servers(self) -> str:
         """Return the host:port clients bootstrap from."""
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_bootstrap_servers(self) -> str:
+        """Return the host:port of the SASL_PLAINTEXT (SCRAM-SHA-256) listener, if the node has users."""
+        if self.sasl_port is None:
+            raise ValueError("this Kafka node has no SASL listener: pass scram_users")
+        return f"127.0.0.1:{self.sasl_port}"
 
     def prepare(self) -> None:
         """Fetch the jars if needed, write the configs, and format the log dir once."""
@@ -357,6 +367,11 @@ class KafkaServer(ServerProcess):
         argv = [
             *self._java("-Xmx256m"),
             *("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.properties_path), "--standalone"),
+            *(
+                arg
+                for user, password in self.scram_users.items()
+                for arg in ("--add-scram", f"SCRAM-SHA-256=[name={user},password={password}]")
+            ),
         ]
         result = subprocess.run(argv, cwd=self.workdir, capture_output=True, text=True, check=False)
         if result.returncode != 0:
@@ -388,6 +403,14 @@ class KafkaServer(ServerProcess):
             "num.partitions": "8",
             "auto.create.topics.enable": "false",
         }
+        if self.sasl_port is not None:
+            settings["listeners"] += f",SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}"
+            settings["advertised.listeners"] += f",SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}"
+            settings["listener.security.protocol.map"] += ",SASL_PLAINTEXT:SASL_PLAINTEXT"
+            settings["sasl.enabled.mechanisms"] = "SCRAM-SHA-256"
+            settings["listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config"] = (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            )
         return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 

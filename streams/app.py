@@ -5,6 +5,7 @@ from __future__ import annotations
 import faust
 
 from streams.codec import register_codec
+from streams.security import faust_credentials
 from streams.settings import Settings
 
 
@@ -28,5 +29,6 @@ def create_faust_app(settings: Settings, app_id: str | None = None) -> faust.App
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         web_enabled=False,
+        broker_credentials=faust_credentials(kafka),
         autodiscover=False,
     )

@@ -13,6 +13,7 @@ from kafka.errors import KafkaError
 from streams.codec import decode_item, encode
 from streams.exceptions import EventDecodeError, PublishError
 from streams.models import Domain, SensorEvent
+from streams.security import kafka_python_options
 from streams.settings import KafkaSettings
 from streams.topics import Topics
 
@@ -62,6 +63,7 @@ class GatewayProducer:
             compression_type=None,
             request_timeout_ms=int(settings.request_timeout_s * 1000),
             max_block_ms=int(settings.request_timeout_s * 1000),
+            **kafka_python_options(settings),
         )
 
     def publish(self, domain: Domain, events: Iterable[SensorEvent], timeout_s: float | None = None) -> int:

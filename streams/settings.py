@@ -26,6 +26,21 @@ class KafkaSettings(BaseModel):
     session_timeout_s: float = Field(10.0, gt=0)
     heartbeat_interval_s: float = Field(3.0, gt=0)
     request_timeout_s: float = Field(30.0, gt=0)
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL") and not (self.sasl_username and self.sasl_password):
+            raise ValueError(
+                "CITY_KAFKA__SECURITY_PROTOCOL is SASL: set CITY_KAFKA__SASL_USERNAME and CITY_KAFKA__SASL_PASSWORD"
+            )
+        return self
 
     @property
     def bootstrap_list(self) -> list[str]:

@@ -10,6 +10,7 @@ from kafka.admin import KafkaAdminClient
 from kafka.errors import TopicAlreadyExistsError
 
 from streams.models import Domain
+from streams.security import kafka_python_options
 from streams.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ def ensure_topics(settings: KafkaSettings) -> list[str]:
         bootstrap_servers=settings.bootstrap_list,
         client_id=f"{settings.client_id}-admin",
         request_timeout_ms=int(settings.request_timeout_s * 1000),
+        **kafka_python_options(settings),
     )
     try:
         existing = set(admin.list_topics())

@@ -7,6 +7,7 @@ import asyncio
 from aiokafka.client import AIOKafkaClient
 from redis.asyncio import Redis
 
+from streams.security import aiokafka_options
 from streams.settings import Settings
 
 
@@ -15,6 +16,7 @@ async def kafka_ok(settings: Settings) -> bool:
     client = AIOKafkaClient(
         bootstrap_servers=settings.kafka.bootstrap_list,
         request_timeout_ms=int(settings.api.health_timeout_s * 1000),
+        **aiokafka_options(settings.kafka),
     )
     try:
         await asyncio.wait_for(client.bootstrap(), settings.api.health_timeout_s)

@@ -14,7 +14,14 @@ from streams.settings import Settings
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """Return CITY_* variables that reproduce the settings the tests care about in a child process."""
-    return {
+    security = {
+        "CITY_KAFKA__SECURITY_PROTOCOL": settings.kafka.security_protocol,
+        "CITY_KAFKA__SASL_MECHANISM": settings.kafka.sasl_mechanism,
+    }
+    if settings.kafka.sasl_username and settings.kafka.sasl_password:
+        security["CITY_KAFKA__SASL_USERNAME"] = settings.kafka.sasl_username
+        security["CITY_KAFKA__SASL_PASSWORD"] = settings.kafka.sasl_password.get_secret_value()
+    return security | {
         "CITY_ENVIRONMENT": settings.environment,
         "CITY_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
         "CITY_KAFKA__TOPIC_NAMESPACE": settings.kafka.topic_namespace,
