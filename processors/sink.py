@@ -31,9 +31,10 @@ class CommitResult:
 class RedisSink:
     """Read partition state from Redis and apply batch outcomes atomically."""
 
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Redis, keys: Keys, window_ttl_s: int = 48 * 3600) -> None:
         self.redis = redis
         self.keys = keys
+        self.window_ttl_s = window_ttl_s
 
     async def ping(self) -> None:
         """Check that Redis answers; raises the client's ConnectionError if not."""
@@ -95,9 +96,12 @@ class RedisSink:
             window_key = keys.window(domain, window_s, zone_id, start_ms)
             for field_name, amount in sums.items():
                 pipe.hincrby(window_key, field_name, amount)
+            pipe.expire(window_key, self.window_ttl_s)
             index[f"{zone_id}|{start_ms}"] = start_ms
         for (zone_id, start_ms), members in outcome.members.items():
-            pipe.sadd(keys.window_members(domain, window_s, zone_id, start_ms), *members)
+            members_key = keys.window_members(domain, window_s, zone_id, start_ms)
+            pipe.sadd(members_key, *members)
+            pipe.expire(members_key, self.window_ttl_s)
         if index:
             pipe.zadd(keys.window_index(domain, window_s), index)
         for alert in outcome.alerts.values():

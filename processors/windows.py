@@ -26,10 +26,18 @@ class WindowStore:
         self.window_s = window_s
 
     async def window_refs(
-        self, domain: Domain, start_ms: float = float("-inf"), end_ms: float = float("inf")
+        self,
+        domain: Domain,
+        start_ms: float = float("-inf"),
+        end_ms: float = float("inf"),
+        limit: int | None = None,
     ) -> list[tuple[str, int]]:
         """Return (zone_id, start_ms) of the windows starting within [start_ms, end_ms], oldest first."""
-        members = await self.redis.zrangebyscore(self.keys.window_index(domain.value, self.window_s), start_ms, end_ms)
+        index = self.keys.window_index(domain.value, self.window_s)
+        if limit is None:
+            members = await self.redis.zrangebyscore(index, start_ms, end_ms)
+        else:
+            members = await self.redis.zrangebyscore(index, start_ms, end_ms, start=0, num=limit)
         refs = []
         for member in members:
             text = member.decode() if isinstance(member, bytes) else str(member)
@@ -92,16 +100,31 @@ class WindowStore:
         refs = await self.window_refs(domain, float("-inf"), cutoff)
         if not refs:
             return []
-        flags = await self.redis.smismember(
+        scores = await self.redis.zmscore(
             self.keys.windows_emitted(domain.value, self.window_s), [f"{z}|{s}" for z, s in refs]
         )
-        return [ref for ref, done in zip(refs, flags, strict=True) if not done]
+        return [ref for ref, done in zip(refs, scores, strict=True) if done is None]
 
     async def mark_emitted(self, domain: Domain, refs: Iterable[tuple[str, int]]) -> None:
         """Remember windows as sent to the aggregates topic."""
-        members = [f"{z}|{s}" for z, s in refs]
+        members = {f"{z}|{s}": s for z, s in refs}
         if members:
-            await self.redis.sadd(self.keys.windows_emitted(domain.value, self.window_s), *members)
+            await self.redis.zadd(self.keys.windows_emitted(domain.value, self.window_s), members)
+
+    async def forget_expired(self, domain: Domain, batch: int = 500) -> int:
+        """Drop the index entries of the oldest windows whose keys have expired; return how many."""
+        refs = await self.window_refs(domain, limit=batch)
+        if not refs:
+            return 0
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for zone_id, start_ms in refs:
+                pipe.exists(self.keys.window(domain.value, self.window_s, zone_id, start_ms))
+            alive = await pipe.execute()
+        gone = [f"{z}|{s}" for (z, s), exists in zip(refs, alive, strict=True) if not exists]
+        if gone:
+            await self.redis.zrem(self.keys.window_index(domain.value, self.window_s), *gone)
+            await self.redis.zrem(self.keys.windows_emitted(domain.value, self.window_s), *gone)
+        return len(gone)
 
 
 def parse_time(value: datetime | None) -> float | None:

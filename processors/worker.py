@@ -58,7 +58,8 @@ def create_worker(settings: Settings) -> faust.App:
         if futures:
             await asyncio.gather(*futures)
 
-    runner = BatchRunner(settings, zones, RedisSink(redis, keys), publish)
+    retention_s = int(settings.worker.window_retention_h * 3600)
+    runner = BatchRunner(settings, zones, RedisSink(redis, keys, retention_s), publish)
     windows = WindowStore(redis, keys, settings.worker.window_seconds, topics, settings.worker.idle_partition_s)
     app.citystream_runner = runner  # type: ignore[attr-defined]
 
@@ -77,6 +78,7 @@ def create_worker(settings: Settings) -> faust.App:
                     key = f"{agg.domain}:{agg.zone_id}:{agg.metric}".encode()
                     await aggregates_topic.send(key=key, value=agg)
                 await windows.mark_emitted(domain, refs)
+                await windows.forget_expired(domain)
         except RedisError as exc:
             log.warning('window emitter waiting for redis error="%s"', exc)
 

@@ -33,7 +33,7 @@ class Keys:
         return f"{self.prefix}:aggidx:{domain}:{window_s}"
 
     def windows_emitted(self, domain: str, window_s: int) -> str:
-        """Return the set of windows already sent to the aggregates topic."""
+        """Return the sorted set of windows already sent to the aggregates topic, scored by start_ms."""
         return f"{self.prefix}:aggemitted:{domain}:{window_s}"
 
     def partition_offset(self, topic: str, partition: int) -> str:

@@ -66,6 +66,7 @@ class WorkerSettings(BaseModel):
     window_grace_s: float = Field(30.0, ge=0)
     emit_interval_s: float = Field(5.0, gt=0)
     idle_partition_s: float = Field(30.0, gt=0)
+    window_retention_h: float = Field(48.0, gt=0, description="how long zone windows stay in Redis")
     redis_retry_max_s: float = Field(10.0, gt=0)
 
 

@@ -13,9 +13,11 @@ from api.app import create_app
 from citystream.servers import RedisServer, free_port
 from processors.outcome import BatchOutcome
 from processors.sink import RedisSink
+from processors.windows import WindowStore
 from streams.keys import Keys
 from streams.models import Domain
 from streams.settings import Settings
+from streams.topics import Topics
 from tests.api.conftest import api_settings
 
 START = int((datetime.now(UTC) - timedelta(hours=1)).timestamp()) // 60 * 60_000
@@ -119,3 +121,24 @@ def test_bodies_over_the_limit_are_refused_with_413_before_being_read_whole(clie
 
     streamed = client.post("/ingest/traffic", content=chunks(), headers={"content-type": "application/json"})
     assert streamed.status_code == 413
+
+
+def test_windows_expire_after_the_retention_and_leave_the_index(settings: Settings, client: TestClient) -> None:
+    async def write_and_expire() -> int:
+        redis_client = Redis.from_url(settings.redis.url.get_secret_value())
+        keys = Keys(settings.redis.key_prefix)
+        sink = RedisSink(redis_client, keys, window_ttl_s=1)
+        outcome = BatchOutcome(Domain.traffic, 60)
+        outcome.add_sums("changan", START, {"n": 1, "speed_micro": 1, "vehicles": 1})
+        assert (await sink.commit("t", 0, -1, 0, outcome, {})).applied
+        ttl = await redis_client.ttl(keys.window("traffic", 60, "changan", START))
+        await asyncio.sleep(2.1)
+        store = WindowStore(redis_client, keys, 60, Topics(settings.kafka.topic_namespace))
+        removed = await store.forget_expired(Domain.traffic)
+        remaining = await redis_client.zcard(keys.window_index("traffic", 60))
+        await redis_client.aclose()
+        assert ttl == 1 and remaining == 0
+        return removed
+
+    assert asyncio.run(write_and_expire()) == 1
+    assert client.get("/aggregates", params={"domain": "traffic"}).json()["items"] == []

@@ -90,7 +90,7 @@ def processed(
     def all_windows_emitted() -> bool:
         for domain in Domain:
             index = keys.window_index(domain.value, 60)
-            if client.zcard(index) != client.scard(keys.windows_emitted(domain.value, 60)):
+            if client.zcard(index) != client.zcard(keys.windows_emitted(domain.value, 60)):
                 return False
         return True
 
