@@ -64,6 +64,20 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, duration_s=args.duration, rate=args.rate, api_port=args.port)
 
 
+def _cluster(args: argparse.Namespace, settings: Settings) -> int:
+    from citystream.cluster import run_cluster
+    from streams.topics import ensure_topics
+
+    if args.workers > settings.kafka.partitions:
+        print(
+            f"citystream cluster: {args.workers} workers for {settings.kafka.partitions} partitions per topic; "
+            f"{args.workers - settings.kafka.partitions} will sit idle",
+            file=sys.stderr,
+        )
+    ensure_topics(settings.kafka)
+    return run_cluster(args.workers, args.duration)
+
+
 def _topics(args: argparse.Namespace, settings: Settings) -> int:
     from streams.topics import ensure_topics
 
@@ -98,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=float, default=200.0, help="simulated events per second")
     demo.add_argument("--port", type=int, default=8000, help="API port (0: any free port)")
     demo.set_defaults(func=_demo)
+    cluster = sub.add_parser("cluster", help="run N workers in one consumer group on this machine")
+    cluster.add_argument("--workers", type=int, default=2, help="how many worker processes (at most the partitions)")
+    cluster.add_argument("--for", dest="duration", type=float, default=None, help="seconds to run")
+    cluster.set_defaults(func=_cluster)
     sub.add_parser("topics", help="create any missing citystream topic").set_defaults(func=_topics)
     return parser
 
