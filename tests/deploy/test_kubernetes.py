@@ -154,10 +154,10 @@ def test_workers_never_outnumber_the_partitions() -> None:
     assert 1 <= scaled["minReplicaCount"] <= scaled["maxReplicaCount"] <= partitions
 
 
-def test_keda_scales_the_worker_on_the_lag_of_its_consumer_group() -> None:
+def test_keda_scales_the_worker_on_the_lag_of_its_consumer_group(monkeypatch: pytest.MonkeyPatch) -> None:
     scaled = one("ScaledObject")["spec"]
     assert scaled["scaleTargetRef"]["name"] == WORKER["metadata"]["name"]
-    settings = settings_from_env(pytest.MonkeyPatch(), config_env())
+    settings = settings_from_env(monkeypatch, config_env())
     topics = Topics(settings.kafka.topic_namespace)
     triggers = [t["metadata"] for t in scaled["triggers"] if t["type"] == "kafka"]
     assert sorted(t["topic"] for t in triggers) == sorted(topics.for_domain(d) for d in Domain)

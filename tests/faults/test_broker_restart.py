@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ import pytest
 
 from citystream.servers import KafkaServer, RedisServer, free_port
 from tests.support.faults import Scenario
-from tests.support.worker import settings_env, wait_until
+from tests.support.worker import child_env, settings_env, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +32,7 @@ def health(url: str) -> tuple[int, dict]:  # type: ignore[type-arg]
 def start_api(scenario: Scenario) -> tuple[subprocess.Popen[bytes], str]:
     """Run `citystream api` for the scenario on a free port."""
     port = free_port()
-    env = {**os.environ, **settings_env(scenario.settings), "CITY_API__HEALTH_TIMEOUT_S": "1"}
+    env = {**child_env(), **settings_env(scenario.settings), "CITY_API__HEALTH_TIMEOUT_S": "1"}
     log = (scenario.tmp / "api.log").open("ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "citystream", "api", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT

@@ -15,7 +15,7 @@ from kafka.errors import KafkaError
 
 from citystream.servers import KafkaServer, RedisServer
 from tests.support.faults import Scenario
-from tests.support.worker import settings_env, wait_until
+from tests.support.worker import child_env, settings_env, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +52,7 @@ def test_three_workers_share_partitions_and_take_over_a_leavers(
 ) -> None:
     scenario = Scenario("cluster", fault_kafka, fault_redis, tmp_path, seed=15)
     total = len(scenario.city.events)
-    env = {**os.environ, **settings_env(scenario.settings)}
+    env = {**child_env(), **settings_env(scenario.settings)}
     cluster = subprocess.Popen(
         [sys.executable, "-m", "citystream", "cluster", "--workers", "3"],
         cwd=tmp_path,

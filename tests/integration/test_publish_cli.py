@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import uuid
@@ -15,6 +14,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from streams.settings import KafkaSettings
 from streams.topics import Topics, ensure_topics
+from tests.support.worker import child_env
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +41,7 @@ def test_publish_file_sends_valid_lines_keyed_by_sensor_and_names_bad_lines(
     lines.insert(4, orjson.dumps({**good, "sensor_id": "LD-y", "avg_speed_kmh": -3}))
     path = tmp_path / "readings.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
-    env = {**os.environ, "CITY_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap, "CITY_KAFKA__TOPIC_NAMESPACE": namespace}
+    env = {**child_env(), "CITY_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap, "CITY_KAFKA__TOPIC_NAMESPACE": namespace}
     run = subprocess.run(
         [sys.executable, "-m", "citystream", "publish", str(path), "--domain", "traffic"],
         env=env,

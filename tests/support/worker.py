@@ -37,6 +37,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
     }
 
 
+def child_env() -> dict[str, str]:
+    """Return this process's environment without any CITY_* variable, so children get only what a test sets."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("CITY_")}
+
+
 class WorkerProcess:
     """A `citystream worker` child process with its log in a file."""
 
@@ -47,7 +52,7 @@ class WorkerProcess:
 
     def start(self) -> WorkerProcess:
         """Start the worker."""
-        env = {**os.environ, **settings_env(self.settings)}
+        env = {**child_env(), **settings_env(self.settings)}
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "citystream", "worker"], env=env, stdout=self._log, stderr=subprocess.STDOUT
