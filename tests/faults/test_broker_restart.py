@@ -8,6 +8,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,12 @@ def _answers(url: str) -> bool:
         return False
 
 
-def test_kafka_restart_mid_stream(fault_kafka: KafkaServer, fault_redis: RedisServer, tmp_path: Path) -> None:
+def test_kafka_restart_mid_stream(
+    fault_kafka: KafkaServer,
+    fault_redis: RedisServer,
+    tmp_path: Path,
+    say: Callable[[str], None],
+) -> None:
     scenario = Scenario("broker", fault_kafka, fault_redis, tmp_path, seed=13)
     total = len(scenario.city.events)
     api, url = start_api(scenario)
@@ -71,7 +77,7 @@ def test_kafka_restart_mid_stream(fault_kafka: KafkaServer, fault_redis: RedisSe
         restarted = time.monotonic()
         wait_until(lambda: health(url)[0] == 200, 60, "the API to see Kafka again")
         recovery = scenario.wait_progress(scenario.progress() + 500, 180)
-        print(
+        say(
             f"broker: Kafka stopped at {at}/{total} events for {restarted - stopped:.1f}s; the API said 503 "
             f"naming kafka; workers applied 500 more events {recovery:.1f}s after it answered again; "
             f"publisher resent {scenario.publish_errors} chunks"

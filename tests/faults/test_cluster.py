@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,7 @@ def spread(scenario: Scenario, members: int) -> bool:
 
 
 def test_three_workers_share_partitions_and_take_over_a_leavers(
-    fault_kafka: KafkaServer, fault_redis: RedisServer, tmp_path: Path
+    fault_kafka: KafkaServer, fault_redis: RedisServer, tmp_path: Path, say: Callable[[str], None]
 ) -> None:
     scenario = Scenario("cluster", fault_kafka, fault_redis, tmp_path, seed=15)
     total = len(scenario.city.events)
@@ -64,14 +65,14 @@ def test_three_workers_share_partitions_and_take_over_a_leavers(
     try:
         wait_until(lambda: spread(scenario, 3), 60, "24 input partitions spread over 3 workers")
         sizes = sorted(len(p) for p in assignment(scenario).values())
-        print(f"cluster: partitions per worker {sizes}")
+        say(f"cluster: partitions per worker {sizes}")
         scenario.start_publisher(rate_per_s=1000)
         scenario.wait_progress(total // 3, 120)
         pids = dict(line.split() for line in (tmp_path / ".run" / "cluster" / "pids").read_text().splitlines())
         os.kill(int(pids["worker-1"]), signal.SIGKILL)
         left = time.monotonic()
         wait_until(lambda: spread(scenario, 2), 60, "the leaver's partitions to move to the other 2 workers")
-        print(
+        say(
             f"cluster: worker-1 killed; its partitions moved after {time.monotonic() - left:.1f}s, now "
             f"{sorted(len(p) for p in assignment(scenario).values())}"
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ def group_members(scenario: Scenario) -> int:
 
 
 def test_kill_one_of_three_workers_and_add_another_mid_stream(
-    fault_kafka: KafkaServer, fault_redis: RedisServer, tmp_path: Path
+    fault_kafka: KafkaServer, fault_redis: RedisServer, tmp_path: Path, say: Callable[[str], None]
 ) -> None:
     scenario = Scenario("rebalance", fault_kafka, fault_redis, tmp_path, seed=12)
     total = len(scenario.city.events)
@@ -45,7 +46,7 @@ def test_kill_one_of_three_workers_and_add_another_mid_stream(
         killed = time.monotonic()
         wait_until(lambda: group_members(scenario) == 2, 60, "the killed worker to leave the group")
         left = time.monotonic() - killed
-        print(
+        say(
             f"rebalance: killed 1 of 3 workers at {at}/{total} events applied; the group rebalanced to 2 "
             f"members after {left:.1f}s"
         )
@@ -53,7 +54,7 @@ def test_kill_one_of_three_workers_and_add_another_mid_stream(
         joined = time.monotonic()
         scenario.start_worker()
         wait_until(lambda: group_members(scenario) == 3, 60, "the new worker to join")
-        print(
+        say(
             f"rebalance: a fourth worker joined at {scenario.progress()}/{total} after {time.monotonic() - joined:.1f}s"
         )
         scenario.wait_complete()

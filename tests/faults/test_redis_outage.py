@@ -6,6 +6,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ def alerts_status(url: str) -> tuple[int, str]:
 
 
 def test_redis_down_for_20_seconds_mid_stream(
-    fault_kafka: KafkaServer, fault_redis: RedisServer, tmp_path: Path
+    fault_kafka: KafkaServer, fault_redis: RedisServer, tmp_path: Path, say: Callable[[str], None]
 ) -> None:
     scenario = Scenario("redis", fault_kafka, fault_redis, tmp_path, seed=14)
     total = len(scenario.city.events)
@@ -50,7 +51,7 @@ def test_redis_down_for_20_seconds_mid_stream(
         back = time.monotonic()
         wait_until(lambda: health(url)[0] == 200, 30, "the API to see Redis again")
         recovery = scenario.wait_progress(scenario.progress() + 500, 120)
-        print(
+        say(
             f"redis: stopped at {at}/{total} events for {back - stopped:.1f}s; API answered 503 naming redis; "
             f"workers applied 500 more events {recovery:.1f}s after Redis returned"
         )

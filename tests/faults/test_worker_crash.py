@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ KILLS = 5
 
 
 def test_kill_9_at_five_seeded_points_loses_and_doubles_nothing(
-    fault_kafka: KafkaServer, fault_redis: RedisServer, tmp_path: Path
+    fault_kafka: KafkaServer, fault_redis: RedisServer, tmp_path: Path, say: Callable[[str], None]
 ) -> None:
     scenario = Scenario("crash", fault_kafka, fault_redis, tmp_path)
     total = len(scenario.city.events)
@@ -33,7 +34,7 @@ def test_kill_9_at_five_seeded_points_loses_and_doubles_nothing(
             killed = time.monotonic()
             worker = scenario.start_worker()
             recovery = scenario.wait_progress(at + 1, 120)
-            print(
+            say(
                 f"crash {n}: kill -9 at {at}/{total} events applied (seeded point {point}); "
                 f"a new worker applied the next events after {recovery:.1f}s"
             )
