@@ -14,9 +14,10 @@ from citystream.servers import RedisServer
 from geo.zones import ZoneIndex
 from streams.gateway import GatewayProducer
 from streams.models import Domain
-from streams.settings import KafkaSettings, RedisSettings, Settings, WorkerSettings
+from streams.settings import Settings
 from streams.topics import Topics, ensure_topics
 from tests.support.citydata import Event, batch_truth
+from tests.support.deployment import isolated_settings
 from tests.support.faults import Results
 from tests.support.worker import WorkerProcess, wait_until
 
@@ -61,18 +62,8 @@ def build_input() -> tuple[list[Event], list[Event], dict[str, int]]:
 
 
 def settings_for(bootstrap: str, redis_url: str, namespace: str) -> Settings:
-    tag = uuid.uuid4().hex[:6]
-    return Settings(
-        environment="test",
-        kafka=KafkaSettings(
-            bootstrap_servers=bootstrap,
-            topic_namespace=namespace,
-            partitions=1,
-            session_timeout_s=6,
-            heartbeat_interval_s=1,
-        ),
-        redis=RedisSettings(url=redis_url, key_prefix=f"et-{tag}"),
-        worker=WorkerSettings(group_id=f"et-{tag}", window_grace_s=60),
+    return isolated_settings(
+        "et", bootstrap, redis_url, kafka={"partitions": 1, "topic_namespace": namespace}, worker={"window_grace_s": 60}
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,8 +12,8 @@ from kafka import KafkaConsumer, TopicPartition
 from citystream.servers import RedisServer
 from streams.exceptions import PublishError
 from streams.gateway import GatewayProducer
-from streams.settings import KafkaSettings, RedisSettings, Settings, WorkerSettings
 from streams.topics import Topics, ensure_topics
+from tests.support.deployment import isolated_settings
 from tests.support.faults import Results
 from tests.support.worker import WorkerProcess, wait_until
 
@@ -55,19 +54,7 @@ def good(i: int, t: datetime) -> bytes:
 def test_every_hostile_value_is_dead_lettered_and_the_valid_ones_around_it_applied(
     kafka_bootstrap: str, redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    tag = uuid.uuid4().hex[:6]
-    settings = Settings(
-        environment="test",
-        kafka=KafkaSettings(
-            bootstrap_servers=kafka_bootstrap,
-            topic_namespace=f"hostile-{tag}",
-            partitions=2,
-            session_timeout_s=6,
-            heartbeat_interval_s=1,
-        ),
-        redis=RedisSettings(url=redis_server.url, key_prefix=f"hostile-{tag}"),
-        worker=WorkerSettings(group_id=f"hostile-{tag}"),
-    )
+    settings = isolated_settings("hostile", kafka_bootstrap, redis_server.url, kafka={"partitions": 2})
     ensure_topics(settings.kafka)
     topics = Topics(settings.kafka.topic_namespace)
     now = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=20)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,8 +10,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from citystream.servers import RedisServer
-from streams.settings import ApiSettings, KafkaSettings, RedisSettings, Settings, WorkerSettings
 from streams.topics import ensure_topics
+from tests.support.deployment import isolated_settings
 from tests.support.worker import WorkerProcess, wait_until
 
 pytestmark = pytest.mark.integration
@@ -38,16 +37,7 @@ def reading(i: int, **overrides: object) -> dict[str, object]:
 def test_mixed_batch_names_each_rejected_item_and_valid_ones_reach_aggregates(
     kafka_bootstrap: str, redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    tag = uuid.uuid4().hex[:8]
-    settings = Settings(
-        environment="test",
-        kafka=KafkaSettings(
-            bootstrap_servers=kafka_bootstrap, topic_namespace=f"ing-{tag}", session_timeout_s=6, heartbeat_interval_s=1
-        ),
-        redis=RedisSettings(url=redis_server.url, key_prefix=f"ing-{tag}"),
-        worker=WorkerSettings(group_id=f"ing-{tag}"),
-        api=ApiSettings(ingest_max_items=100),
-    )
+    settings = isolated_settings("ing", kafka_bootstrap, redis_server.url, api={"ingest_max_items": 100})
     ensure_topics(settings.kafka)
     items = [reading(0), reading(1, lat=200), reading(2), "not an object", reading(4, occupancy=1.7), reading(5)]
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
@@ -75,6 +65,9 @@ def test_mixed_batch_names_each_rejected_item_and_valid_ones_reach_aggregates(
                 return sum(a["value"] for a in items) == 10 + 12 + 15
 
             wait_until(counted, 60, "the three accepted readings in the aggregates", worker)
-            assert client.get("/stats").json() == {"events": {f"ing-{tag}.traffic": 3}, "deadletters": {}}
+            assert client.get("/stats").json() == {
+                "events": {f"{settings.kafka.topic_namespace}.traffic": 3},
+                "deadletters": {},
+            }
     finally:
         worker.stop()

@@ -16,9 +16,10 @@ from geo.zones import ZoneIndex
 from streams.gateway import GatewayProducer
 from streams.keys import Keys
 from streams.models import Domain
-from streams.settings import KafkaSettings, RedisSettings, Settings, WorkerSettings
+from streams.settings import Settings
 from streams.topics import Topics, ensure_topics
 from tests.support.citydata import CityInput, batch_truth, make_city_input
+from tests.support.deployment import isolated_settings
 from tests.support.faults import Results
 from tests.support.worker import WorkerProcess, wait_until
 
@@ -28,18 +29,11 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def settings(kafka_bootstrap: str, redis_server: object) -> Settings:
     """Settings of one isolated deployment: its own topic namespace, key prefix and consumer group."""
-    tag = uuid.uuid4().hex[:8]
-    return Settings(
-        environment="test",
-        kafka=KafkaSettings(
-            bootstrap_servers=kafka_bootstrap,
-            topic_namespace=f"it-{tag}",
-            partitions=8,
-            session_timeout_s=6,
-            heartbeat_interval_s=1,
-        ),
-        redis=RedisSettings(url=redis_server.url, key_prefix=f"it-{tag}"),  # type: ignore[attr-defined]
-        worker=WorkerSettings(group_id=f"it-worker-{tag}", emit_interval_s=1, window_grace_s=0, idle_partition_s=2),
+    return isolated_settings(
+        "it",
+        kafka_bootstrap,
+        redis_server.url,  # type: ignore[attr-defined]
+        worker={"emit_interval_s": 1, "window_grace_s": 0, "idle_partition_s": 2},
     )
 
 

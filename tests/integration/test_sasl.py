@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,9 +13,10 @@ from api.app import create_app
 from citystream.servers import KafkaServer, RedisServer
 from streams.gateway import GatewayProducer
 from streams.models import Domain, TrafficReading
-from streams.settings import KafkaSettings, RedisSettings, Settings, WorkerSettings
+from streams.settings import KafkaSettings, Settings
 from streams.topics import ensure_topics
 from tests.conftest import _start_or_fail
+from tests.support.deployment import isolated_settings
 from tests.support.faults import Results
 from tests.support.worker import WorkerProcess, wait_until
 
@@ -35,23 +35,14 @@ def scram_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaServe
 
 
 def sasl_settings(server: KafkaServer, redis_url: str, password: str = PASSWORD) -> Settings:
-    tag = uuid.uuid4().hex[:6]
-    return Settings(
-        environment="test",
-        kafka=KafkaSettings(
-            bootstrap_servers=server.sasl_bootstrap_servers,
-            topic_namespace=f"sasl-{tag}",
-            security_protocol="SASL_PLAINTEXT",
-            sasl_mechanism="SCRAM-SHA-256",
-            sasl_username=USER,
-            sasl_password=password,
-            session_timeout_s=6,
-            heartbeat_interval_s=1,
-            request_timeout_s=10,
-        ),
-        redis=RedisSettings(url=redis_url, key_prefix=f"sasl-{tag}"),
-        worker=WorkerSettings(group_id=f"sasl-{tag}"),
-    )
+    kafka = {
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "SCRAM-SHA-256",
+        "sasl_username": USER,
+        "sasl_password": password,
+        "request_timeout_s": 10,
+    }
+    return isolated_settings("sasl", server.sasl_bootstrap_servers, redis_url, kafka=kafka)
 
 
 def test_gateway_worker_and_api_work_over_scram_and_never_log_the_password(

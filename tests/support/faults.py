@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import orjson
@@ -18,9 +17,10 @@ from processors.windows import WindowStore
 from streams.gateway import GatewayProducer
 from streams.keys import Keys
 from streams.models import Domain
-from streams.settings import KafkaSettings, RedisSettings, Settings, WorkerSettings
+from streams.settings import Settings
 from streams.topics import Topics, ensure_topics
 from tests.support.citydata import batch_alerts, batch_truth, make_city_input
+from tests.support.deployment import isolated_settings
 from tests.support.worker import WorkerProcess, wait_until
 
 CHUNK = 250
@@ -78,21 +78,14 @@ class Scenario:
     """One isolated deployment (topics, group, Redis prefix) with its input, workers and checks."""
 
     def __init__(self, name: str, kafka: KafkaServer, redis_server: RedisServer, tmp: Path, seed: int = 11) -> None:
-        tag = f"{name}-{uuid.uuid4().hex[:6]}"
         self.name = name
         self.tmp = tmp
-        self.settings = Settings(
-            environment="test",
-            kafka=KafkaSettings(
-                bootstrap_servers=kafka.bootstrap_servers,
-                topic_namespace=f"f-{tag}",
-                partitions=8,
-                session_timeout_s=6,
-                heartbeat_interval_s=1,
-                request_timeout_s=10,
-            ),
-            redis=RedisSettings(url=redis_server.url, key_prefix=f"f-{tag}"),
-            worker=WorkerSettings(group_id=f"f-{tag}", window_grace_s=0, idle_partition_s=2, redis_retry_max_s=2),
+        self.settings = isolated_settings(
+            f"f-{name}",
+            kafka.bootstrap_servers,
+            redis_server.url,
+            kafka={"partitions": 8, "request_timeout_s": 10},
+            worker={"window_grace_s": 0, "idle_partition_s": 2, "redis_retry_max_s": 2},
         )
         self.city = make_city_input(seed=seed, minutes=40, sensors=(60, 20, 50))
         self.topics = Topics(self.settings.kafka.topic_namespace)
@@ -153,6 +146,11 @@ class Scenario:
         """Wait until everything is published and applied."""
         wait_until(self.published.is_set, timeout, "the publisher to finish")
         self.wait_progress(len(self.city.events), timeout)
+
+    def assert_workers_alive(self) -> None:
+        """Assert no worker died by itself (the scenario's faults must be survived, not crashed through)."""
+        dead = [w.log_path for w in self.workers if w.proc is not None and w.proc.poll() is not None]
+        assert not dead, f"workers died: {dead}"
 
     def stop_workers(self) -> None:
         """Stop every worker still running."""
