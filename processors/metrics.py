@@ -20,5 +20,5 @@ HAS_MEMBERS = {Domain.drone}
 METRIC_NAMES: dict[Domain, tuple[str, ...]] = {
     Domain.traffic: ("avg_speed_kmh", "vehicle_count", "readings"),
     Domain.drone: ("drones_airborne", "fixes"),
-    Domain.energy: ("energy_kwh", "readings"),
+    Domain.energy: ("energy_kwh", "readings", "peak_kw", "mean_voltage_v"),
 }

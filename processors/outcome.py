@@ -38,6 +38,7 @@ class BatchOutcome:
     alerts: dict[str, Alert] = field(default_factory=dict)
     sums: dict[tuple[str, int], Counter[str]] = field(default_factory=dict)
     members: dict[tuple[str, int], set[str]] = field(default_factory=dict)
+    maxima: dict[tuple[str, int], dict[str, int]] = field(default_factory=dict)
     deadletters: list[DeadLetter] = field(default_factory=list)
     late: list[DeadLetter] = field(default_factory=list)
     dirty_sources: set[str] = field(default_factory=set)
@@ -50,6 +51,13 @@ class BatchOutcome:
         if bucket is None:
             bucket = self.sums[(zone_id, start_ms)] = Counter()
         bucket.update(increments)
+
+    def add_max(self, zone_id: str, start_ms: int, values: dict[str, int]) -> None:
+        """Keep the highest integer of each field in one zone window (order-independent, like a sum)."""
+        bucket = self.maxima.setdefault((zone_id, start_ms), {})
+        for name, value in values.items():
+            current = bucket.get(name)
+            bucket[name] = value if current is None else max(current, value)
 
     def add_member(self, zone_id: str, start_ms: int, member: str) -> None:
         """Count a source once in one zone window (distinct count)."""

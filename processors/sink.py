@@ -19,6 +19,15 @@ from processors.outcome import BatchOutcome
 from streams.codec import encode
 from streams.keys import Keys
 
+# Keep the larger integer in a hash field: max is order-independent, so replays and interleavings agree.
+HASH_MAX = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if not current or tonumber(ARGV[2]) > tonumber(current) then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
+return 0
+"""
+
 
 @dataclass(frozen=True)
 class CommitResult:
@@ -96,6 +105,12 @@ class RedisSink:
             window_key = keys.window(domain, window_s, zone_id, start_ms)
             for field_name, amount in sums.items():
                 pipe.hincrby(window_key, field_name, amount)
+            pipe.expire(window_key, self.window_ttl_s)
+            index[f"{zone_id}|{start_ms}"] = start_ms
+        for (zone_id, start_ms), maxima in outcome.maxima.items():
+            window_key = keys.window(domain, window_s, zone_id, start_ms)
+            for field_name, value in maxima.items():
+                pipe.eval(HASH_MAX, 1, window_key, field_name, value)
             pipe.expire(window_key, self.window_ttl_s)
             index[f"{zone_id}|{start_ms}"] = start_ms
         for (zone_id, start_ms), members in outcome.members.items():

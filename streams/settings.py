@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
@@ -97,6 +97,9 @@ class DroneRules(BaseModel):
     ]
 
 
+EN50160_VOLTAGE = {"nominal_voltage_v": 230.0, "voltage_upper_pct": 10.0, "voltage_lower_pct": 10.0}
+
+
 class EnergyRules(BaseModel):
     """Thresholds of the energy detectors."""
 
@@ -105,6 +108,46 @@ class EnergyRules(BaseModel):
     spike_min_samples: int = Field(10, ge=1)
     baseline_alpha: float = Field(0.1, gt=0, le=1)
     min_interval_s: float = Field(1.0, ge=0, description="readings of one meter closer than this are a flood")
+    voltage_preset: Literal["gbt12325", "en50160"] = Field(
+        "gbt12325", description="voltage band defaults: GB/T 12325 220 V +7/-10 %, or EN 50160 230 V +/-10 %"
+    )
+    nominal_voltage_v: float = Field(220.0, gt=0, le=1000)
+    voltage_upper_pct: float = Field(7.0, gt=0, le=50)
+    voltage_lower_pct: float = Field(10.0, gt=0, lt=95)
+    voltage_min_duration_s: float = Field(60.0, ge=0, le=86_400)
+    interruption_pct: float = Field(5.0, ge=0, lt=50, description="below this % of nominal the supply is interrupted")
+    nominal_frequency_hz: float = Field(50.0, gt=0, le=100)
+    frequency_band_hz: float = Field(0.2, gt=0, le=5)
+    frequency_min_duration_s: float = Field(10.0, ge=0, le=86_400)
+    power_factor_min: float = Field(0.85, gt=0, le=1)
+    power_factor_min_duration_s: float = Field(900.0, ge=0, le=86_400)
+    power_factor_min_load_kw: float = Field(0.5, ge=0, description="power factor is judged only at this load or more")
+    counter_jump_factor: float = Field(2.0, ge=1, description="a counter step above this x what the power allows")
+    counter_jump_tolerance_kwh: float = Field(0.01, ge=0, le=1000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_voltage_preset(cls, data: Any) -> Any:
+        """Fill the voltage band from the preset; settings given explicitly still win."""
+        if isinstance(data, dict) and data.get("voltage_preset") == "en50160":
+            data = {**EN50160_VOLTAGE, **data}
+        return data
+
+    @classmethod
+    def en50160(cls, **overrides: Any) -> EnergyRules:
+        """Return rules with the EN 50160 voltage band (230 V +/-10 %)."""
+        return cls(voltage_preset="en50160", **overrides)
+
+    @property
+    def voltage_band_v(self) -> tuple[float, float]:
+        """Return the (lowest, highest) supply voltage inside the band."""
+        nominal = self.nominal_voltage_v
+        return nominal * (1 - self.voltage_lower_pct / 100), nominal * (1 + self.voltage_upper_pct / 100)
+
+    @property
+    def interruption_v(self) -> float:
+        """Return the voltage below which the supply counts as interrupted."""
+        return self.nominal_voltage_v * self.interruption_pct / 100
 
 
 class ApiSettings(BaseModel):

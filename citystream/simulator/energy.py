@@ -1,10 +1,10 @@
-"""Smart meters on feeders: daily residential and commercial load, and injected load spikes."""
+"""Smart meters on feeders: daily residential and commercial load, injected load spikes and power-quality faults."""
 
 from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from citystream.simulator.airspace import point_in
 from citystream.simulator.base import DailyCurve, Injected, RawEvent, SimClock, first_tick, sub_rng
@@ -23,7 +23,23 @@ SPIKE_FACTOR = (5.0, 8.0)
 SPIKE_GAP_MINUTES = (4.0, 12.0)
 SPIKE_MIN_LOAD_KW = 1.0  # below this, 5x stays under the detector's 2 kW minimum rise
 COMMERCIAL_SHARE = 0.25
-LOAD_SPIKE = "load_spike"  # the kind processors.energy.detectors raises
+LOAD_SPIKE = "load_spike"  # the kinds processors.energy.detectors raises
+VOLTAGE_SAG, VOLTAGE_SWELL = "voltage_sag", "voltage_swell"
+FREQUENCY_DEVIATION, LOW_POWER_FACTOR, COUNTER_FAULT = "frequency_deviation", "low_power_factor", "counter_fault"
+SHORT_VOLTAGE_DIP = "short_voltage_dip"  # injected, and shorter than the 60 s minimum: must raise nothing
+# Power-quality faults of the first minutes, one meter each: (kind, start s, end s, value).
+# A 120 s sag (>= 60 s in the band's minimum), a 20 s dip (at most two readings 15 s apart), a 120 s swell,
+# a 45 s frequency excursion (>= 10 s), a 20-minute low power factor on a loaded commercial meter (alerts
+# after 900 s), and counter faults: a reset to 0 kWh and a 50 kWh jump at one reading each.
+QUALITY_FAULTS: tuple[tuple[str, float, float, float], ...] = (
+    (VOLTAGE_SAG, 60, 180, NOMINAL_V * 0.86),
+    (SHORT_VOLTAGE_DIP, 240, 260, NOMINAL_V * 0.87),
+    (VOLTAGE_SWELL, 120, 240, NOMINAL_V * 1.10),
+    (FREQUENCY_DEVIATION, 300, 345, NOMINAL_HZ + 0.35),
+    (LOW_POWER_FACTOR, 30, 1230, 0.78),
+    (COUNTER_FAULT, 400, 400, 0.0),  # reset: the counter restarts at the value
+    (COUNTER_FAULT, 450, 450, 50.0),  # jump: the counter leaps by the value
+)
 
 FEEDERS = (
     ("FDR-HM-01", "humen-town"),
@@ -60,6 +76,7 @@ class Meter:
     rng: random.Random
     noise: float = 0.0
     next_tick: int = 0
+    faulted: dict[int, bool] = field(default_factory=dict)
 
 
 class EnergyGenerator:
@@ -76,6 +93,8 @@ class EnergyGenerator:
         self._spike_rng = sub_rng(seed, "energy", "spikes")
         self._spikes: dict[int, list[tuple[int, int, float]]] = {}
         self._planned_until_ms = 0
+        self._faults: dict[int, list[tuple[str, int, int, float]]] = {}
+        self._plan_quality_faults(sub_rng(seed, "energy", "quality"))
 
     def emit(self, begin_ms: int, end_ms: int, out: list[RawEvent]) -> None:
         """Append every reading with begin_ms <= observed ms < end_ms to out."""
@@ -95,7 +114,19 @@ class EnergyGenerator:
         deviation = meter.voltage_offset + sag + rng.gauss(0, 0.003)
         voltage = NOMINAL_V * (1 + max(-MAX_DEVIATION, min(MAX_DEVIATION, deviation)))
         hz = self._frequency(ms) + rng.gauss(0, 0.002)
+        hz = max(NOMINAL_HZ - MAX_HZ_DEVIATION, min(NOMINAL_HZ + MAX_HZ_DEVIATION, hz))
         pf = max(PF_RANGE[0], min(PF_RANGE[1], meter.power_factor + rng.gauss(0, 0.005)))
+        for kind, start, end, value in self._faults.get(index, ()):
+            if kind == COUNTER_FAULT and start <= ms and not meter.faulted.get(start):
+                meter.faulted[start] = True  # once, at the first reading from the fault's time on
+                meter.energy_kwh = value if value == 0 else meter.energy_kwh + value
+            elif start <= ms < end:
+                if kind in (VOLTAGE_SAG, VOLTAGE_SWELL, SHORT_VOLTAGE_DIP):
+                    voltage = value
+                elif kind == FREQUENCY_DEVIATION:
+                    hz = value
+                elif kind == LOW_POWER_FACTOR:
+                    pf = value
         return {
             "observed_at": self.clock.iso(ms),
             "lat": meter.lat,
@@ -106,7 +137,7 @@ class EnergyGenerator:
             "energy_kwh": round(meter.energy_kwh, 3),
             "voltage_v": round(voltage, 1),
             "current_a": round(power * 1000 / (voltage * pf * meter.phases), 2),
-            "frequency_hz": round(max(NOMINAL_HZ - MAX_HZ_DEVIATION, min(NOMINAL_HZ + MAX_HZ_DEVIATION, hz)), 3),
+            "frequency_hz": round(hz, 3),
             "power_factor": round(pf, 3),
         }
 
@@ -126,10 +157,29 @@ class EnergyGenerator:
                 return factor if ms < end else 1.0
         return 1.0
 
+    def _plan_quality_faults(self, rng: random.Random) -> None:
+        """Give each power-quality fault of QUALITY_FAULTS its own meter; low power factor to a commercial one."""
+        commercial = [i for i, m in enumerate(self.meters) if m.commercial]
+        if len(self.meters) < len(QUALITY_FAULTS) + 1 or not commercial:
+            return
+        pf_meter = rng.choice(commercial)
+        others = rng.sample([i for i in range(len(self.meters)) if i != pf_meter], len(QUALITY_FAULTS) - 1)
+        for kind, start_s, end_s, value in QUALITY_FAULTS:
+            index = pf_meter if kind == LOW_POWER_FACTOR else others.pop()
+            start, end = round(start_s * 1000), round(end_s * 1000)
+            self._faults.setdefault(index, []).append((kind, start, end, value))
+            meter = self.meters[index]
+            detail: dict[str, object] = {"feeder_id": meter.feeder_id, "value": value}
+            if kind == COUNTER_FAULT:
+                detail["fault"] = "reset" if value == 0 else "jump"
+            self.injected.append(
+                Injected(kind, Domain.energy, meter.meter_id, self.clock.at(start), self.clock.at(end), detail)
+            )
+
     def _plan_spikes(self, until_ms: int) -> None:
         rng = self._spike_rng
         while self.meters and self._planned_until_ms < until_ms:
-            if not self.injected:
+            if self._planned_until_ms == 0:
                 start = round(rng.uniform(*FIRST_SPIKE_S) * 1000)
             else:
                 start = self._planned_until_ms + round(rng.uniform(*SPIKE_GAP_MINUTES) * 60_000)

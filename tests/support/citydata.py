@@ -14,7 +14,7 @@ from processors.energy.processor import EnergyProcessor
 from processors.outcome import BatchOutcome
 from processors.traffic.processor import TrafficProcessor
 from streams.models import MODEL_BY_DOMAIN, Domain
-from streams.settings import Settings
+from streams.settings import EnergyRules, Settings
 
 # (lon, lat) inside each district, from geo/data/README.md
 DISTRICT_POINTS = [
@@ -126,9 +126,10 @@ def batch_truth(events: list[Event], zones: ZoneIndex, window_s: int = 60) -> di
     """Recompute every zone window metric from scratch: {(domain, metric, zone, start_ms): value}."""
     size = window_s * 1000
     sums: dict[tuple[str, str, int], dict[str, Any]] = defaultdict(
-        lambda: {"n": 0, "speed": 0, "vehicles": 0, "wh": 0, "drones": set()}
+        lambda: {"n": 0, "speed": 0, "vehicles": 0, "wh": 0, "mv": 0, "max_w": None, "drones": set()}
     )
-    last_wh: dict[str, int] = {}
+    rules = EnergyRules()
+    last: dict[str, tuple[int, int, float]] = {}  # meter -> (Wh, ms, kW) of its previous reading
     for domain, key, v in events:
         t = datetime.fromisoformat(v["observed_at"])
         ms = int(t.timestamp() * 1000)
@@ -142,10 +143,18 @@ def batch_truth(events: list[Event], zones: ZoneIndex, window_s: int = 60) -> di
             if v["status"] != "ground":
                 w["drones"].add(key)
         else:
-            wh = round(v["energy_kwh"] * 1000)
-            prev = last_wh.get(key)
-            w["wh"] += wh - prev if prev is not None and wh >= prev else 0
-            last_wh[key] = wh
+            # A counter going back (reset) or jumping beyond what the power allows adds nothing.
+            wh, kw = round(v["energy_kwh"] * 1000), v["active_power_kw"]
+            if key in last:
+                prev_wh, prev_ms, prev_kw = last[key]
+                allowed = max(prev_kw, kw, 0.0) * (ms - prev_ms) / 3600 * rules.counter_jump_factor + (
+                    rules.counter_jump_tolerance_kwh * 1000
+                )
+                w["wh"] += wh - prev_wh if prev_wh <= wh and wh - prev_wh <= allowed else 0
+            last[key] = (wh, ms, kw)
+            w["mv"] += round(v["voltage_v"] * 1000)
+            watts = round(kw * 1000)
+            w["max_w"] = watts if w["max_w"] is None else max(w["max_w"], watts)
     truth: dict[tuple[str, str, str, int], float] = {}
     for (domain, zone_id, start), w in sums.items():
         k = (domain, zone_id, start)
@@ -159,6 +168,8 @@ def batch_truth(events: list[Event], zones: ZoneIndex, window_s: int = 60) -> di
         else:
             truth[("energy", "energy_kwh", *k[1:])] = w["wh"] / 1000
             truth[("energy", "readings", *k[1:])] = float(w["n"])
+            truth[("energy", "peak_kw", *k[1:])] = w["max_w"] / 1000
+            truth[("energy", "mean_voltage_v", *k[1:])] = w["mv"] / w["n"] / 1000
     return truth
 
 

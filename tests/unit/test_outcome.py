@@ -139,7 +139,7 @@ def test_a_new_outcome_is_empty() -> None:
 
 # --- metric definitions -----------------------------------------------------------------------
 
-FULL_SUMS = {"n": 4, "speed_micro": 200_000_000, "vehicles": 9, "wh": 1500}
+FULL_SUMS = {"n": 4, "speed_micro": 200_000_000, "vehicles": 9, "wh": 1500, "mv": 880_000, "max_w": 2500}
 
 
 @pytest.mark.parametrize("domain", list(Domain))

@@ -12,16 +12,28 @@ from typing import Any
 import pytest
 
 from citystream.simulator import CitySimulator, SimSize, run_simulation, size_for_rate
+from citystream.simulator.energy import SHORT_VOLTAGE_DIP
 from geo.zones import ZoneIndex
 from processors.drone.detectors import NOFLY_BREACH, nofly_detector
-from processors.energy.detectors import LOAD_SPIKE, load_spike_detector
+from processors.energy.detectors import (
+    COUNTER_FAULT,
+    FREQUENCY_DEVIATION,
+    LOAD_SPIKE,
+    LOW_POWER_FACTOR,
+    VOLTAGE_SAG,
+    VOLTAGE_SWELL,
+    load_spike_detector,
+)
+from processors.energy.processor import EnergyProcessor
+from processors.outcome import BatchOutcome
 from processors.traffic.detectors import CONGESTION, congestion_detector
 from streams.models import MODEL_BY_DOMAIN, AlertStatus, Domain, DroneTelemetry, EnergyReading, TrafficReading
-from streams.settings import DEFAULT_ZONES_FILE, DroneRules, EnergyRules, TrafficRules
+from streams.settings import DEFAULT_ZONES_FILE, DroneRules, EnergyRules, Settings, TrafficRules
 
 SHANGHAI = timezone(timedelta(hours=8))
 TEN_MINUTES = timedelta(minutes=10)
 SEEDS = (0, 1, 7, 42)
+QUALITY_KINDS = {VOLTAGE_SAG, VOLTAGE_SWELL, FREQUENCY_DEVIATION, LOW_POWER_FACTOR, COUNTER_FAULT, SHORT_VOLTAGE_DIP}
 
 Events = list[tuple[str, str, dict[str, Any]]]
 
@@ -257,17 +269,28 @@ def test_the_load_spike_detector_raises_on_the_injected_meter(run: tuple[CitySim
 
 
 def test_energy_counters_grow_with_power_times_time(run: tuple[CitySimulator, Events]) -> None:
-    _, events = run
-    for series in _by_source(events, "energy").values():
+    sim, events = run
+    faulty = {i.source for i in sim.injected if i.kind == COUNTER_FAULT}
+    assert len(faulty) == 2
+    for meter, series in _by_source(events, "energy").items():
         readings = [EnergyReading.model_validate(v) for v in series]
         for a, b in itertools.pairwise(readings):
+            if meter in faulty and b.energy_kwh - a.energy_kwh != pytest.approx(
+                b.active_power_kw * 15 / 3600, abs=0.0015
+            ):
+                faulty.remove(meter)  # its one injected fault
+                continue
             assert b.energy_kwh >= a.energy_kwh
             assert b.energy_kwh - a.energy_kwh == pytest.approx(b.active_power_kw * 15 / 3600, abs=0.0015)
+    assert not faulty, "each injected counter fault shows in the readings"
 
 
 def test_energy_readings_stay_in_the_pilot_grids_bands(run: tuple[CitySimulator, Events]) -> None:
-    _, events = run
+    sim, events = run
+    quality = [i for i in sim.injected if i.kind in QUALITY_KINDS and i.kind != COUNTER_FAULT]
     for reading in _parsed(events, Domain.energy):
+        if any(i.source == reading.meter_id and i.start <= reading.observed_at < i.end for i in quality):
+            continue
         assert 220 * 0.97 <= reading.voltage_v <= 220 * 1.03
         assert 49.97 <= reading.frequency_hz <= 50.03
         assert 0.85 <= reading.power_factor <= 0.99
@@ -319,3 +342,50 @@ def test_run_simulation_in_real_time_never_publishes_the_future(zones: ZoneIndex
     sent = asyncio.run(run_simulation(publish, sim, 1.0, step_s=0.1))
     assert sent == len(lags) > 0
     assert all(0 <= lag < 2.0 for lag in lags)
+
+
+def _energy_alerts(events: Events) -> dict[str, tuple[str, str, set[AlertStatus], datetime]]:
+    """Run the energy processor over the readings in order: {alert id: (kind, meter, statuses, first_seen)}."""
+    processor = EnergyProcessor(Settings(environment="test"))
+    states: dict[str, dict[str, Any]] = defaultdict(dict)
+    found: dict[str, tuple[str, str, set[AlertStatus], datetime]] = {}
+    for reading in _parsed(events, Domain.energy):
+        out = BatchOutcome(Domain.energy, 60)
+        processor.process(reading, "z", states[reading.meter_id], out, True)
+        for alert in out.alerts.values():
+            found.setdefault(alert.id, (alert.kind, alert.source_id, set(), alert.first_seen))[2].add(alert.status)
+    return found
+
+
+def test_the_energy_detectors_raise_exactly_the_injected_power_quality_faults(
+    run: tuple[CitySimulator, Events],
+) -> None:
+    sim, events = run
+    end = sim.start + TEN_MINUTES
+    injected = [i for i in sim.injected if i.kind in QUALITY_KINDS and i.start < end]
+    assert {i.kind for i in injected} == QUALITY_KINDS
+    assert [i.detail["fault"] for i in injected if i.kind == COUNTER_FAULT] == ["reset", "jump"]
+    alerts = [a for a in _energy_alerts(events).values() if a[0] != LOAD_SPIKE]
+    expected = sorted(
+        (i.kind, i.source)
+        for i in injected
+        if i.kind not in (SHORT_VOLTAGE_DIP, LOW_POWER_FACTOR)  # the dip is too short; low PF needs 15 minutes
+    )
+    assert sorted((kind, meter) for kind, meter, _, _ in alerts) == expected
+    for kind, meter, statuses, first_seen in alerts:
+        (fault,) = [i for i in injected if (i.kind, i.source) == (kind, meter)]
+        lifecycle = {AlertStatus.resolved} if kind == COUNTER_FAULT else {AlertStatus.open, AlertStatus.resolved}
+        assert statuses == lifecycle
+        assert fault.start <= first_seen < fault.start + timedelta(seconds=15)
+
+
+def test_the_low_power_factor_alerts_after_fifteen_minutes(zones: ZoneIndex) -> None:
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=40)
+    sim = CitySimulator(zones, seed=3, start=start)
+    events = sim.events_between(start, start + timedelta(minutes=22))
+    (fault,) = [i for i in sim.injected if i.kind == LOW_POWER_FACTOR]
+    low_pf = [a for a in _energy_alerts(events).values() if a[0] == LOW_POWER_FACTOR]
+    assert [(meter, statuses) for _, meter, statuses, _ in low_pf] == [
+        (fault.source, {AlertStatus.open, AlertStatus.resolved})
+    ]
+    assert fault.start <= low_pf[0][3] < fault.start + timedelta(seconds=15)
