@@ -230,7 +230,8 @@ async def measure(url: str, sensors: int) -> list[str]:
     )
     lines.append(
         f"total after the first hour: {(after - base) / MiB:.1f} MiB; windows add "
-        f"{(windows_total + members_total) / MiB:.1f} MiB each further hour (they do not expire)"
+        f"{(windows_total + members_total) / MiB:.1f} MiB each further hour "
+        "until CITY_WORKER__WINDOW_RETENTION_H (48 h) expires them"
     )
     await client.aclose()
     return lines
