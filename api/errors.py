@@ -14,6 +14,7 @@ from api.exceptions import (
     KafkaUnavailableError,
     NotFoundError,
     PayloadTooLargeError,
+    UnknownMetricError,
 )
 from geo.exceptions import GeoError
 from streams.exceptions import CitystreamError, PublishError
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 
 STATUS_BY_ERROR: dict[type[Exception], int] = {
     BadCursorError: 400,
+    UnknownMetricError: 422,
     GeoError: 400,
     NotFoundError: 404,
     PayloadTooLargeError: 413,

@@ -7,6 +7,10 @@ class BadCursorError(CitystreamError):
     """A pagination cursor was not one this API issued."""
 
 
+class UnknownMetricError(CitystreamError):
+    """A query names a metric no domain produces."""
+
+
 class NotFoundError(CitystreamError):
     """The requested resource does not exist."""
 

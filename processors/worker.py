@@ -61,7 +61,6 @@ def create_worker(settings: Settings) -> faust.App:
     retention_s = int(settings.worker.window_retention_h * 3600)
     runner = BatchRunner(settings, zones, RedisSink(redis, keys, retention_s), publish)
     windows = WindowStore(redis, keys, settings.worker.window_seconds, topics, settings.worker.idle_partition_s)
-    app.citystream_runner = runner  # type: ignore[attr-defined]
 
     for domain in Domain:
         _register_agent(app, runner, settings, domain, topics.for_domain(domain))

@@ -8,7 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.deps import WindowsDep
+from api.exceptions import UnknownMetricError
 from api.services.aggregates import query_aggregates
+from processors.metrics import METRIC_NAMES
 from streams.models import AggregatePage, Domain
 
 router = APIRouter(prefix="/aggregates", tags=["aggregates"])
@@ -28,4 +30,9 @@ async def aggregates(
 ) -> AggregatePage:
     """Return per-zone window metrics, oldest window first."""
     domains = [domain] if domain else list(Domain)
+    known = sorted({name for d in domains for name in METRIC_NAMES[d]})
+    if metric is not None and metric not in known:
+        raise UnknownMetricError(
+            f"no metric {metric!r} for {domain or 'any domain'}; known metrics: {', '.join(known)}"
+        )
     return AggregatePage(items=await query_aggregates(windows, domains, metric, zone, start, end, limit))

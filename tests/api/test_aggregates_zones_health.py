@@ -142,3 +142,10 @@ def test_windows_expire_after_the_retention_and_leave_the_index(settings: Settin
 
     assert asyncio.run(write_and_expire()) == 1
     assert client.get("/aggregates", params={"domain": "traffic"}).json()["items"] == []
+
+
+def test_an_unknown_metric_is_a_422_listing_the_known_ones(client: TestClient) -> None:
+    response = client.get("/aggregates", params={"domain": "drone", "metric": "avg_speed_kmh"})
+    assert response.status_code == 422
+    assert "drones_airborne" in response.json()["detail"] and "avg_speed_kmh" in response.json()["detail"]
+    assert client.get("/aggregates", params={"metric": "avg_speed_kmh"}).status_code == 200
