@@ -7,28 +7,14 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from citystream.servers import KafkaServer, RedisServer, ServerProcess
-from streams.exceptions import CitystreamError
-
-
-def _start_or_fail(server: ServerProcess) -> None:
-    # A missing Java or redis-server must fail the run loudly, never skip the tests that need it.
-    try:
-        server.start()
-    except CitystreamError as exc:
-        reason = str(exc)
-    else:
-        return
-    pytest.fail(f"could not start {server.name} for the integration tests: {reason}", pytrace=False)
+from citystream.servers import KafkaServer, RedisServer
+from tests.support.servers import serving
 
 
 @pytest.fixture(scope="session")
 def kafka_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaServer]:
     """Run one Apache Kafka 4.1 KRaft node for the whole session."""
-    server = KafkaServer(workdir=tmp_path_factory.mktemp("kafka"))
-    _start_or_fail(server)
-    yield server
-    server.stop()
+    yield from serving(KafkaServer(workdir=tmp_path_factory.mktemp("kafka")))
 
 
 @pytest.fixture(scope="session")
@@ -40,10 +26,7 @@ def kafka_bootstrap(kafka_server: KafkaServer) -> str:
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """Run one redis-server for the whole session."""
-    server = RedisServer(workdir=tmp_path_factory.mktemp("redis"))
-    _start_or_fail(server)
-    yield server
-    server.stop()
+    yield from serving(RedisServer(workdir=tmp_path_factory.mktemp("redis")))
 
 
 @pytest.fixture

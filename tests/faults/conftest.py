@@ -7,25 +7,19 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from citystream.servers import KafkaServer, RedisServer
-from tests.conftest import _start_or_fail
+from tests.support.servers import serving
 
 
 @pytest.fixture(scope="module")
 def fault_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaServer]:
     """An Apache Kafka 4.1 node the scenarios may stop and restart."""
-    server = KafkaServer(workdir=tmp_path_factory.mktemp("fault-kafka"))
-    _start_or_fail(server)
-    yield server
-    server.stop()
+    yield from serving(KafkaServer(workdir=tmp_path_factory.mktemp("fault-kafka")))
 
 
 @pytest.fixture(scope="module")
 def fault_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A redis-server with an fsync-always append-only file, so a stop and start keeps every write."""
-    server = RedisServer(workdir=tmp_path_factory.mktemp("fault-redis"), persistent=True)
-    _start_or_fail(server)
-    yield server
-    server.stop()
+    yield from serving(RedisServer(workdir=tmp_path_factory.mktemp("fault-redis"), persistent=True))
 
 
 @pytest.fixture

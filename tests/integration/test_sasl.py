@@ -15,9 +15,9 @@ from streams.gateway import GatewayProducer
 from streams.models import Domain, TrafficReading
 from streams.settings import KafkaSettings, Settings
 from streams.topics import ensure_topics
-from tests.conftest import _start_or_fail
 from tests.support.deployment import isolated_settings
 from tests.support.faults import Results
+from tests.support.servers import serving
 from tests.support.worker import WorkerProcess, wait_until
 
 pytestmark = pytest.mark.integration
@@ -28,10 +28,7 @@ USER, PASSWORD = "city-gateway", "s3cret-Scram-pa55"
 @pytest.fixture(scope="module")
 def scram_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaServer]:
     """An Apache Kafka node with a SCRAM-SHA-256 user on a SASL_PLAINTEXT listener."""
-    server = KafkaServer(workdir=tmp_path_factory.mktemp("scram-kafka"), scram_users={USER: PASSWORD})
-    _start_or_fail(server)
-    yield server
-    server.stop()
+    yield from serving(KafkaServer(workdir=tmp_path_factory.mktemp("scram-kafka"), scram_users={USER: PASSWORD}))
 
 
 def sasl_settings(server: KafkaServer, redis_url: str, password: str = PASSWORD) -> Settings:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -34,52 +34,11 @@ from streams.models import (
     Severity,
     TrafficReading,
 )
-
-NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
-
-VALUES: dict[Domain, dict[str, Any]] = {
-    Domain.traffic: {
-        "sensor_id": "TLD-0001",
-        "observed_at": NOW.isoformat(),
-        "lat": 22.9,
-        "lon": 113.64,
-        "road_segment": "seg-1",
-        "lane": 1,
-        "vehicle_count": 7,
-        "avg_speed_kmh": 52.25,
-        "occupancy": 0.2,
-    },
-    Domain.drone: {
-        "drone_id": "CN-UAS-0001",
-        "observed_at": NOW.isoformat(),
-        "lat": 22.755,
-        "lon": 113.7,
-        "altitude_m": 65.0,
-        "height_agl_m": 60.0,
-        "speed_h_mps": 8.0,
-        "speed_v_mps": 0.0,
-        "heading_deg": 90.0,
-        "status": "airborne",
-        "operator_id": "OP-1",
-    },
-    Domain.energy: {
-        "meter_id": "MTR-00001",
-        "observed_at": NOW.isoformat(),
-        "lat": 22.85,
-        "lon": 113.79,
-        "feeder_id": "FDR-1",
-        "active_power_kw": 2.5,
-        "energy_kwh": 100.25,
-        "voltage_v": 230.0,
-        "current_a": 11.0,
-        "frequency_hz": 50.0,
-        "power_factor": 0.98,
-    },
-}
+from tests.support.events import NOW, VALID, valid_value
 
 
 def raw(domain: Domain = Domain.traffic, **overrides: Any) -> bytes:
-    return json.dumps({**VALUES[domain], **overrides}).encode()
+    return json.dumps(valid_value(domain, **overrides)).encode()
 
 
 def refusal(domain: Domain, value: bytes | None) -> EventDecodeError:
@@ -105,7 +64,7 @@ def test_decode_event_returns_the_domain_model(domain: Domain, model: type[Senso
     assert event.source_id == source_id
     assert event.observed_at == NOW
     assert event.model_dump(mode="json", exclude_defaults=True) == {
-        **VALUES[domain],
+        **VALID[domain],
         "observed_at": NOW.isoformat().replace("+00:00", "Z"),
     }
 
@@ -146,7 +105,7 @@ def test_json_nan_is_refused_at_validate() -> None:
 
 
 def test_missing_field_is_named_without_a_got() -> None:
-    value = json.dumps({k: v for k, v in VALUES[Domain.traffic].items() if k != "lane"}).encode()
+    value = json.dumps({k: v for k, v in VALID[Domain.traffic].items() if k != "lane"}).encode()
     error = refusal(Domain.traffic, value)
     assert (error.stage, error.reason) == ("validate", "lane: Field required")
 
@@ -189,14 +148,14 @@ def test_value_of_exactly_the_limit_is_decoded() -> None:
 
 
 def test_decode_item_validates_a_parsed_item() -> None:
-    event = decode_item(Domain.energy, VALUES[Domain.energy])
+    event = decode_item(Domain.energy, VALID[Domain.energy])
     assert isinstance(event, EnergyReading)
-    assert event.energy_kwh == 100.25
+    assert event.energy_kwh == 1234.567
 
 
 def test_decode_item_refusal_is_at_validate() -> None:
     with pytest.raises(EventDecodeError) as info:
-        decode_item(Domain.traffic, {**VALUES[Domain.traffic], "lat": 200})
+        decode_item(Domain.traffic, {**VALID[Domain.traffic], "lat": 200})
     assert info.value.stage == "validate"
     assert info.value.reason.startswith("lat: ")
 
@@ -211,7 +170,7 @@ def validation_error(model: type[Any], value: Any) -> ValidationError:
 
 
 def test_description_is_one_part_per_error_joined_by_semicolons() -> None:
-    value = {**VALUES[Domain.traffic], "lat": 200, "lon": -181}
+    value = {**VALID[Domain.traffic], "lat": 200, "lon": -181}
     del value["lane"]
     text = describe_validation_error(validation_error(TrafficReading, value))
     assert text.split("; ") == [
@@ -246,7 +205,7 @@ def test_description_hides_dict_and_list_inputs() -> None:
 
 def test_description_truncates_long_inputs() -> None:
     text = describe_validation_error(
-        validation_error(TrafficReading, {**VALUES[Domain.traffic], "sensor_id": "x" * 500})
+        validation_error(TrafficReading, {**VALID[Domain.traffic], "sensor_id": "x" * 500})
     )
     assert text.startswith("sensor_id: ")
     shown = text[text.index("(got ") + len("(got ") : -1]

@@ -21,59 +21,22 @@ from streams.models import (
     TrafficReading,
     alert_id,
 )
+from tests.support.events import NOW, valid_value
 
 # Near now: the models refuse observed_at older than 366 days or more than 1 hour ahead.
-NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
 CST = timezone(timedelta(hours=8))
 
 
 def traffic_payload(**overrides: Any) -> dict[str, Any]:
-    return {
-        "sensor_id": "TLD-0001",
-        "observed_at": NOW,
-        "lat": 22.900,
-        "lon": 113.640,
-        "road_segment": "seg-1",
-        "lane": 2,
-        "vehicle_count": 12,
-        "avg_speed_kmh": 48.5,
-        "occupancy": 0.25,
-        **overrides,
-    }
+    return valid_value(Domain.traffic, **overrides)
 
 
 def drone_payload(**overrides: Any) -> dict[str, Any]:
-    return {
-        "drone_id": "CN-UAS-0001",
-        "observed_at": NOW,
-        "lat": 22.850,
-        "lon": 113.700,
-        "altitude_m": 65.0,
-        "height_agl_m": 60.0,
-        "speed_h_mps": 8.0,
-        "speed_v_mps": -1.5,
-        "heading_deg": 180.0,
-        "status": "airborne",
-        "operator_id": "OP-DG-001",
-        **overrides,
-    }
+    return valid_value(Domain.drone, **overrides)
 
 
 def energy_payload(**overrides: Any) -> dict[str, Any]:
-    return {
-        "meter_id": "MTR-00001",
-        "observed_at": NOW,
-        "lat": 22.850,
-        "lon": 113.790,
-        "feeder_id": "FDR-7",
-        "active_power_kw": 3.2,
-        "energy_kwh": 1234.567,
-        "voltage_v": 230.1,
-        "current_a": 14.0,
-        "frequency_hz": 50.0,
-        "power_factor": 0.95,
-        **overrides,
-    }
+    return valid_value(Domain.energy, **overrides)
 
 
 PAYLOADS = {Domain.traffic: traffic_payload, Domain.drone: drone_payload, Domain.energy: energy_payload}
