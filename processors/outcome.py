@@ -29,39 +29,75 @@ class DeadLetter:
     stage: str
 
 
+WindowKey = tuple[int, str, int]  # (window size in s, zone or group id, window start ms)
+
+
 @dataclass
 class BatchOutcome:
-    """Alerts, window sums and dead letters of one batch; applied to Redis all or nothing."""
+    """Alerts, window sums and dead letters of one batch; applied to Redis all or nothing.
+
+    Windows are kept per zone in every size of `zone_sizes`, and per source group (`meter:<id>`,
+    `feeder:<id>`) in every size of `source_sizes`; `window_s` is the finest zone window.
+    """
 
     domain: Domain
     window_s: int
+    zone_sizes: tuple[int, ...] = ()
+    source_sizes: tuple[int, ...] = ()
     alerts: dict[str, Alert] = field(default_factory=dict)
-    sums: dict[tuple[str, int], Counter[str]] = field(default_factory=dict)
-    members: dict[tuple[str, int], set[str]] = field(default_factory=dict)
-    maxima: dict[tuple[str, int], dict[str, int]] = field(default_factory=dict)
+    sums: dict[WindowKey, Counter[str]] = field(default_factory=dict)
+    members: dict[WindowKey, set[str]] = field(default_factory=dict)
+    maxima: dict[WindowKey, dict[str, int]] = field(default_factory=dict)
     deadletters: list[DeadLetter] = field(default_factory=list)
     late: list[DeadLetter] = field(default_factory=list)
     dirty_sources: set[str] = field(default_factory=set)
+    silence_watch: dict[str, int | None] = field(default_factory=dict)  # source -> last reading ms (None: unwatch)
     events: int = 0
     max_event_ms: int = -1
 
-    def add_sums(self, zone_id: str, start_ms: int, increments: dict[str, int]) -> None:
-        """Add integer increments to one zone window."""
-        bucket = self.sums.get((zone_id, start_ms))
+    def __post_init__(self) -> None:
+        if not self.zone_sizes:
+            self.zone_sizes = (self.window_s,)
+
+    def add_sums(self, zone_id: str, start_ms: int, increments: dict[str, int], window_s: int | None = None) -> None:
+        """Add integer increments to one window (the finest zone window unless window_s is given)."""
+        key = (window_s or self.window_s, zone_id, start_ms)
+        bucket = self.sums.get(key)
         if bucket is None:
-            bucket = self.sums[(zone_id, start_ms)] = Counter()
+            bucket = self.sums[key] = Counter()
         bucket.update(increments)
 
-    def add_max(self, zone_id: str, start_ms: int, values: dict[str, int]) -> None:
-        """Keep the highest integer of each field in one zone window (order-independent, like a sum)."""
-        bucket = self.maxima.setdefault((zone_id, start_ms), {})
+    def add_max(self, zone_id: str, start_ms: int, values: dict[str, int], window_s: int | None = None) -> None:
+        """Keep the highest integer of each field in one window (order-independent, like a sum)."""
+        bucket = self.maxima.setdefault((window_s or self.window_s, zone_id, start_ms), {})
         for name, value in values.items():
             current = bucket.get(name)
             bucket[name] = value if current is None else max(current, value)
 
-    def add_member(self, zone_id: str, start_ms: int, member: str) -> None:
-        """Count a source once in one zone window (distinct count)."""
-        self.members.setdefault((zone_id, start_ms), set()).add(member)
+    def add_member(self, zone_id: str, start_ms: int, member: str, window_s: int | None = None) -> None:
+        """Count a source once in one window (distinct count)."""
+        self.members.setdefault((window_s or self.window_s, zone_id, start_ms), set()).add(member)
+
+    def add_reading(
+        self,
+        zone_id: str,
+        observed_ms: int,
+        sums: dict[str, int],
+        maxima: dict[str, int] | None = None,
+        member: str | None = None,
+        groups: tuple[str, ...] = (),
+    ) -> None:
+        """Add one reading to its zone's windows of every size, and to its groups' source windows."""
+        targets = [(zone_id, size) for size in self.zone_sizes] + [
+            (g, size) for g in groups for size in self.source_sizes
+        ]
+        for group, size in targets:
+            start = window_start_ms(observed_ms, size)
+            self.add_sums(group, start, sums, size)
+            if maxima:
+                self.add_max(group, start, maxima, size)
+            if member is not None:
+                self.add_member(group, start, member, size)
 
     def emit(self, alert: Alert | None) -> None:
         """Keep the latest version of an alert produced in this batch."""

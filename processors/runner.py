@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -15,6 +16,7 @@ from geo.zones import ZoneIndex
 from processors.drone.processor import DroneProcessor
 from processors.energy.processor import EnergyProcessor
 from processors.outcome import UNZONED, BatchOutcome, DeadLetter
+from processors.silence import silent_alert
 from processors.sink import RedisSink
 from processors.timeliness import Timeliness, classify, remember
 from processors.traffic.processor import TrafficProcessor
@@ -54,25 +56,37 @@ class PartitionCache:
     base_offset: int | None = None
     states: dict[str, dict[str, Any]] = field(default_factory=dict)
     max_event_ms: int = -1
+    commit_wall_ms: int = -1  # wall clock of the partition's last batch commit
+    gap: tuple[int, int] | None = None  # (expected offset, first offset delivered instead) of the last seek back
+    gap_seeks: int = 0
 
 
 Publish = Callable[[BatchOutcome], Awaitable[None]]
+Seek = Callable[[str, int, int], Awaitable[None]]
+
+# Seeking back this many times in a row to the same missing offsets and being given the same next record
+# again means the offsets really do not exist (a transaction marker, compaction, retention).
+GAP_SEEKS_BEFORE_ACCEPTING = 5
 
 
 class BatchRunner:
     """Turn batches of Kafka records into committed Redis effects, exactly once per record."""
 
-    def __init__(self, settings: Settings, zones: ZoneIndex, sink: RedisSink, publish: Publish) -> None:
+    def __init__(
+        self, settings: Settings, zones: ZoneIndex, sink: RedisSink, publish: Publish, seek: Seek | None = None
+    ) -> None:
         self.settings = settings
         self.zones = zones
         self.sink = sink
         self.publish = publish
+        self.seek = seek
         self.processors: dict[Domain, DomainProcessor] = {
             Domain.traffic: TrafficProcessor(settings),
             Domain.drone: DroneProcessor(settings, zones),
             Domain.energy: EnergyProcessor(settings),
         }
         self.caches: dict[tuple[str, int], PartitionCache] = {}
+        self.locks: dict[tuple[str, int], asyncio.Lock] = {}
         self.topics = Topics(settings.kafka.topic_namespace)
         self.min_spacing_ms = {
             Domain.traffic: int(settings.traffic.min_interval_s * 1000),
@@ -92,12 +106,18 @@ class BatchRunner:
         for (topic, partition), recs in by_tp.items():
             await self.run_partition(topic, partition, recs)
 
+    def lock(self, topic: str, partition: int) -> asyncio.Lock:
+        """Return the lock that keeps a partition's batches and silence checks one at a time."""
+        return self.locks.setdefault((topic, partition), asyncio.Lock())
+
     async def run_partition(self, topic: str, partition: int, records: list[Record]) -> None:
         """Process one partition's records until their effects are in Redis, retrying Redis outages."""
         delay = 0.1
         while True:
             try:
-                if await self._attempt(topic, partition, records):
+                async with self.lock(topic, partition):
+                    applied = await self._attempt(topic, partition, records)
+                if applied:
                     return
             except (RedisError, OSError, AIOKafkaError) as exc:
                 self.forget(topic, partition)
@@ -117,14 +137,19 @@ class BatchRunner:
     async def _attempt(self, topic: str, partition: int, records: list[Record]) -> bool:
         cache = self.caches.setdefault((topic, partition), PartitionCache())
         if cache.base_offset is None:
-            cache.base_offset, cache.max_event_ms = await self.sink.applied_position(topic, partition)
+            cache.base_offset, cache.max_event_ms, cache.commit_wall_ms = await self.sink.applied_position(
+                topic, partition
+            )
             cache.states.clear()
         base = cache.base_offset
-        todo = [r for r in records if r.offset > base]
+        todo = await self._contiguous(topic, partition, cache, [r for r in records if r.offset > base])
         if not todo:
             return True
         domain = self.topics.domain_of(topic)
-        outcome = BatchOutcome(domain, self.settings.worker.window_seconds)
+        worker = self.settings.worker
+        outcome = BatchOutcome(
+            domain, worker.window_seconds, worker.zone_sizes(domain.value), worker.source_sizes(domain.value)
+        )
         events = self._decode(domain, todo, outcome)
         missing = list({ev.source_id for _, ev in events} - cache.states.keys())
         cache.states.update(await self.sink.load_states(domain.value, missing))
@@ -144,7 +169,96 @@ class BatchRunner:
             self.forget(topic, partition)
             return False
         cache.base_offset = todo[-1].offset
+        if outcome.max_event_ms >= 0:
+            cache.commit_wall_ms = int(time.time() * 1000)
         return True
+
+    async def check_silence(self, topic: str, partition: int, now_ms: int, end_offset: int | None) -> int:
+        """Raise the alerts of sources silent past their domain's timeout in one partition; return how many.
+
+        Only a partition read up to its end (`end_offset`: the next offset Kafka will write) is checked:
+        a worker catching up on a backlog would take old readings for silence. Time for the check is the
+        partition's event-time watermark moved on by the wall time since its last commit, so a quiet topic
+        still ages, while a replay at full speed is judged on its own event time.
+        """
+        domain = self.topics.domain_of(topic)
+        processor = self.processors[domain]
+        rule = getattr(processor, "silence", None)
+        if rule is None:
+            return 0
+        async with self.lock(topic, partition):
+            cache = self.caches.setdefault((topic, partition), PartitionCache())
+            if cache.base_offset is None:
+                cache.base_offset, cache.max_event_ms, cache.commit_wall_ms = await self.sink.applied_position(
+                    topic, partition
+                )
+                cache.states.clear()
+            base = cache.base_offset
+            if end_offset is None or base < end_offset - 1 or cache.max_event_ms < 0:
+                return 0
+            ref_ms = cache.max_event_ms + max(0, now_ms - cache.commit_wall_ms)
+            silent = await self.sink.silent_sources(topic, partition, ref_ms - rule.timeout_ms)
+            if not silent:
+                return 0
+            missing = [sid for sid in silent if sid not in cache.states]
+            cache.states.update(await self.sink.load_states(domain.value, missing))
+            worker = self.settings.worker
+            outcome = BatchOutcome(domain, worker.window_seconds, worker.zone_sizes(domain.value))
+            raised = sum(silent_alert(rule, sid, cache.states.setdefault(sid, {}), ref_ms, outcome) for sid in silent)
+            for sid in silent:  # a source no longer armed (landed, already alerted) leaves the watch list
+                outcome.silence_watch.setdefault(sid, None)
+            await self.publish(outcome)
+            states = {sid: cache.states[sid] for sid in outcome.dirty_sources}
+            result = await self.sink.commit(topic, partition, base, base, outcome, states)
+            if not result.applied:
+                self.forget(topic, partition)
+                return 0
+            return raised
+
+    async def _contiguous(self, topic: str, partition: int, cache: PartitionCache, todo: list[Record]) -> list[Record]:
+        """Return the records that follow the applied offset without a hole; seek back to the first missing one.
+
+        Redis, not Kafka's committed offset, says what is applied. Faust can hand over records past a hole
+        after a rebalance (a prefetched record from before it, faust-streaming issues 216 and 221) and then
+        commit past the hole; applying them would lose the records in between for good. So the runner applies
+        only the run of records that starts right after the applied offset, and seeks the consumer back to
+        the first missing offset; the records after the hole come again.
+        """
+        if self.seek is None or not todo:
+            return todo
+        expected = cache.base_offset + 1 if cache.base_offset is not None else 0
+        run = 0
+        while run < len(todo) and todo[run].offset == expected + run:
+            run += 1
+        if run == len(todo):
+            cache.gap, cache.gap_seeks = None, 0
+            return todo
+        if run > 0:
+            # Apply the run now; the records after the hole come again after the seek.
+            await self.seek(topic, partition, expected + run)
+            return todo[:run]
+        gap = (expected, todo[0].offset)
+        cache.gap_seeks = cache.gap_seeks + 1 if cache.gap == gap else 1
+        cache.gap = gap
+        if cache.gap_seeks > GAP_SEEKS_BEFORE_ACCEPTING:
+            log.warning(
+                'offsets missing in kafka, going on topic="%s" partition=%d missing_from=%d missing_to=%d',
+                topic,
+                partition,
+                expected,
+                todo[0].offset - 1,
+            )
+            cache.gap, cache.gap_seeks = None, 0
+            return todo
+        log.info(
+            'records past a hole, seeking back topic="%s" partition=%d expected_offset=%d got_offset=%d',
+            topic,
+            partition,
+            expected,
+            todo[0].offset,
+        )
+        await self.seek(topic, partition, expected)
+        return []
 
     def _decode(self, domain: Domain, records: list[Record], outcome: BatchOutcome) -> list[tuple[Record, SensorEvent]]:
         events = []

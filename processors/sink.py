@@ -20,13 +20,20 @@ from streams.codec import encode
 from streams.keys import Keys
 
 # Keep the larger integer in a hash field: max is order-independent, so replays and interleavings agree.
+# KEYS[i] gets field ARGV[2i-1] raised to at least ARGV[2i].
 HASH_MAX = """
-local current = redis.call('HGET', KEYS[1], ARGV[1])
-if not current or tonumber(ARGV[2]) > tonumber(current) then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+for i, key in ipairs(KEYS) do
+  local field, value = ARGV[2 * i - 1], ARGV[2 * i]
+  local current = redis.call('HGET', key, field)
+  if not current or tonumber(value) > tonumber(current) then
+    redis.call('HSET', key, field, value)
+  end
 end
 return 0
 """
+
+
+ALERT_EVENTS_MAX = 200_000  # changes kept for clients that reconnect (about a day of a busy city)
 
 
 @dataclass(frozen=True)
@@ -54,14 +61,26 @@ class RedisSink:
         raw = await self.redis.get(self.keys.partition_offset(topic, partition))
         return -1 if raw is None else int(raw)
 
-    async def applied_position(self, topic: str, partition: int) -> tuple[int, int]:
-        """Return a partition's last applied offset and event-time watermark (-1, -1 for none)."""
+    async def applied_position(self, topic: str, partition: int) -> tuple[int, int, int]:
+        """Return a partition's last applied offset, event-time watermark and the wall ms of that commit.
+
+        (-1, -1, -1) for a partition never committed.
+        """
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.get(self.keys.partition_offset(topic, partition))
             pipe.hget(self.keys.watermarks, f"{topic}:{partition}")
             offset, mark = await pipe.execute()
-        event_ms = -1 if mark is None else int((mark.decode() if isinstance(mark, bytes) else mark).split(":")[0])
-        return (-1 if offset is None else int(offset)), event_ms
+        event_ms, wall_ms = -1, -1
+        if mark is not None:
+            event_ms, wall_ms = (int(x) for x in (mark.decode() if isinstance(mark, bytes) else mark).split(":"))
+        return (-1 if offset is None else int(offset)), event_ms, wall_ms
+
+    async def silent_sources(self, topic: str, partition: int, last_before_ms: int, limit: int = 5000) -> list[str]:
+        """Return the partition's watched sources whose last reading is older than `last_before_ms`."""
+        members = await self.redis.zrangebyscore(
+            self.keys.silence_index(topic, partition), "-inf", f"({last_before_ms}", start=0, num=limit
+        )
+        return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
 
     async def load_states(self, domain: str, source_ids: list[str]) -> dict[str, dict[str, Any]]:
         """Return the stored state of the given sources (absent ones are left out)."""
@@ -99,29 +118,43 @@ class RedisSink:
     def _write(
         self, pipe: Any, topic: str, partition: int, outcome: BatchOutcome, states: dict[str, dict[str, Any]]
     ) -> None:
-        keys, domain, window_s = self.keys, outcome.domain.value, outcome.window_s
-        index: dict[str, float] = {}
-        for (zone_id, start_ms), sums in outcome.sums.items():
+        keys, domain = self.keys, outcome.domain.value
+        index: dict[int, dict[str, float]] = {}
+        for (window_s, zone_id, start_ms), sums in outcome.sums.items():
             window_key = keys.window(domain, window_s, zone_id, start_ms)
             for field_name, amount in sums.items():
                 pipe.hincrby(window_key, field_name, amount)
             pipe.expire(window_key, self.window_ttl_s)
-            index[f"{zone_id}|{start_ms}"] = start_ms
-        for (zone_id, start_ms), maxima in outcome.maxima.items():
-            window_key = keys.window(domain, window_s, zone_id, start_ms)
-            for field_name, value in maxima.items():
-                pipe.eval(HASH_MAX, 1, window_key, field_name, value)
-            pipe.expire(window_key, self.window_ttl_s)
-            index[f"{zone_id}|{start_ms}"] = start_ms
-        for (zone_id, start_ms), members in outcome.members.items():
+            index.setdefault(window_s, {})[f"{zone_id}|{start_ms}"] = start_ms
+        if outcome.maxima:
+            # One script call for every maximum of the batch: keys repeat once per field.
+            max_keys: list[str] = []
+            max_args: list[str | int] = []
+            for (window_s, zone_id, start_ms), maxima in outcome.maxima.items():
+                window_key = keys.window(domain, window_s, zone_id, start_ms)
+                for field_name, value in maxima.items():
+                    max_keys.append(window_key)
+                    max_args += [field_name, value]
+                index.setdefault(window_s, {})[f"{zone_id}|{start_ms}"] = start_ms
+            pipe.eval(HASH_MAX, len(max_keys), *max_keys, *max_args)
+            for window_key in set(max_keys):
+                pipe.expire(window_key, self.window_ttl_s)
+        for (window_s, zone_id, start_ms), members in outcome.members.items():
             members_key = keys.window_members(domain, window_s, zone_id, start_ms)
             pipe.sadd(members_key, *members)
             pipe.expire(members_key, self.window_ttl_s)
-        if index:
-            pipe.zadd(keys.window_index(domain, window_s), index)
+        for window_s, members_by_ref in index.items():
+            pipe.zadd(keys.window_index(domain, window_s), members_by_ref)
         for alert in outcome.alerts.values():
             pipe.set(keys.alert(alert.id), encode(alert))
             pipe.zadd(keys.alert_index, {alert.id: int(alert.first_seen.timestamp() * 1000)})
+            pipe.xadd(keys.alert_events, {"id": alert.id, "by": "processor"}, maxlen=ALERT_EVENTS_MAX, approximate=True)
+        watch = {sid: ms for sid, ms in outcome.silence_watch.items() if ms is not None}
+        unwatch = [sid for sid, ms in outcome.silence_watch.items() if ms is None]
+        if watch:
+            pipe.zadd(keys.silence_index(topic, partition), watch)
+        if unwatch:
+            pipe.zrem(keys.silence_index(topic, partition), *unwatch)
         if states:
             pipe.hset(keys.state(domain), mapping={sid: orjson.dumps(st) for sid, st in states.items()})
         pipe.hincrby(keys.stats, f"events:{topic}", outcome.events)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import faust
+from faust.types import TP
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -59,17 +61,27 @@ def create_worker(settings: Settings) -> faust.App:
             await asyncio.gather(*futures)
 
     retention_s = int(settings.worker.window_retention_h * 3600)
-    runner = BatchRunner(settings, zones, RedisSink(redis, keys, retention_s), publish)
-    windows = WindowStore(redis, keys, settings.worker.window_seconds, topics, settings.worker.idle_partition_s)
+
+    async def seek(topic: str, partition: int, offset: int) -> None:
+        """Make the consumer read a partition again from an offset (Faust drops records below its read offset)."""
+        await app.consumer.seek(TP(topic, partition), offset)
+
+    runner = BatchRunner(settings, zones, RedisSink(redis, keys, retention_s), publish, seek)
+    sizes = {d: sorted({*settings.worker.zone_sizes(d.value), *settings.worker.source_sizes(d.value)}) for d in Domain}
+    stores = {
+        (domain, size): WindowStore(redis, keys, size, topics, settings.worker.idle_partition_s)
+        for domain in Domain
+        for size in sizes[domain]
+    }
 
     for domain in Domain:
         _register_agent(app, runner, settings, domain, topics.for_domain(domain))
 
     @app.timer(settings.worker.emit_interval_s)
     async def emit_closed_windows() -> None:
-        """Send each zone window's final figures once the watermark passed its end plus grace."""
+        """Send every window's final figures (all sizes, zones and groups) once the watermark passed end + grace."""
         try:
-            for domain in Domain:
+            for (domain, _), windows in stores.items():
                 refs = await windows.closed_unemitted(domain, settings.worker.window_grace_s)
                 if not refs:
                     continue
@@ -80,6 +92,22 @@ def create_worker(settings: Settings) -> faust.App:
                 await windows.forget_expired(domain)
         except RedisError as exc:
             log.warning('window emitter waiting for redis error="%s"', exc)
+
+    inputs = {topics.for_domain(d) for d in Domain}
+
+    @app.timer(settings.worker.silence_check_s)
+    async def check_silent_sources() -> None:
+        """Alert on detectors, meters and airborne drones that went quiet, even when no message arrives at all."""
+        now_ms = int(time.time() * 1000)
+        try:
+            for tp in sorted(app.consumer.assignment()):
+                if tp.topic in inputs:
+                    end = app.consumer.highwater(tp)
+                    raised = await runner.check_silence(tp.topic, tp.partition, now_ms, end)
+                    if raised:
+                        log.info('silent sources alerted topic="%s" partition=%d count=%d', *tp, raised)
+        except (RedisError, OSError) as exc:
+            log.warning('silence check waiting for redis error="%s"', exc)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:

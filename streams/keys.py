@@ -20,6 +20,11 @@ class Keys:
         """Return the sorted set of alert ids scored by first_seen (epoch ms)."""
         return f"{self.prefix}:alerts"
 
+    @property
+    def alert_events(self) -> str:
+        """Return the stream of alert changes (processor updates and operator actions), for live push and resume."""
+        return f"{self.prefix}:alert-events"
+
     def window(self, domain: str, window_s: int, zone_id: str, start_ms: int) -> str:
         """Return the hash of one zone window's integer sums."""
         return f"{self.prefix}:agg:{domain}:{window_s}:{zone_id}:{start_ms}"
@@ -40,6 +45,10 @@ class Keys:
         """Return the key holding the last offset applied from one partition."""
         return f"{self.prefix}:offset:{topic}:{partition}"
 
+    def silence_index(self, topic: str, partition: int) -> str:
+        """Return the sorted set of a partition's watched sources scored by their last reading (event ms)."""
+        return f"{self.prefix}:silence:{topic}:{partition}"
+
     @property
     def watermarks(self) -> str:
         """Return the hash of `topic:partition` -> `event_ms:wall_ms` of the last commit."""
@@ -53,3 +62,38 @@ class Keys:
     def stats(self) -> str:
         """Return the hash of exact counters (events, dead letters) per topic."""
         return f"{self.prefix}:stats"
+
+    # API: operator state, keys, snoozes
+
+    @property
+    def alert_operator_states(self) -> str:
+        """Return the hash of alert id -> operator state JSON (status, assignee), kept apart from worker writes."""
+        return f"{self.prefix}:alert-ops"
+
+    def alert_history(self, alert_id: str) -> str:
+        """Return the list of one alert's operator actions as JSON entries, oldest first."""
+        return f"{self.prefix}:alert-history:{alert_id}"
+
+    @property
+    def api_keys(self) -> str:
+        """Return the hash of sha256(API key) -> key record JSON (name, role); revoked keys are removed."""
+        return f"{self.prefix}:api-keys"
+
+    @property
+    def api_key_names(self) -> str:
+        """Return the hash of key name -> key record JSON, revoked ones included, for listing."""
+        return f"{self.prefix}:api-key-names"
+
+    @property
+    def snoozes(self) -> str:
+        """Return the hash of snooze id -> snooze JSON (kind, source_id, until)."""
+        return f"{self.prefix}:snoozes"
+
+    def rate_bucket(self, key_name: str) -> str:
+        """Return the hash holding one API key's ingest token bucket."""
+        return f"{self.prefix}:ratelimit:{key_name}"
+
+    @property
+    def api_key_digests(self) -> str:
+        """Return the hash of key name -> sha256 of the key, to revoke by name."""
+        return f"{self.prefix}:api-key-digests"

@@ -193,11 +193,11 @@ class AlertPage(BaseModel):
 
 
 class Aggregate(BaseModel):
-    """One metric of one zone over one tumbling event-time window."""
+    """One metric of one zone (or one group: `meter:<id>`, `feeder:<id>`) over one tumbling event-time window."""
 
     domain: Domain
     metric: str
-    zone_id: str
+    zone_id: str = Field(description="a zone id, or a group id `meter:<id>` / `feeder:<id>` for settlement windows")
     window_start: datetime
     window_end: datetime
     value: float

@@ -62,11 +62,43 @@ class WorkerSettings(BaseModel):
     group_id: str = "citystream-worker"
     batch_max: int = Field(2000, ge=1, le=100_000)
     batch_within_s: float = Field(0.2, gt=0)
-    window_seconds: int = Field(60, ge=1)
+    window_seconds: int = Field(60, ge=1, description="the finest window; lateness is judged against it")
+    zone_windows_s: dict[str, list[int]] = Field(
+        default_factory=lambda: {"traffic": [60, 900, 3600], "drone": [60, 3600], "energy": [60, 900]},
+        description="tumbling window sizes kept per zone, by domain; each a multiple of window_seconds",
+    )
+    source_windows_s: dict[str, list[int]] = Field(
+        default_factory=lambda: {"traffic": [], "drone": [], "energy": [900]},
+        description="window sizes kept per source (meter) and group (feeder), by domain: 900 s is settlement",
+    )
     window_grace_s: float = Field(30.0, ge=0)
     emit_interval_s: float = Field(5.0, gt=0)
+    silence_check_s: float = Field(5.0, gt=0, description="how often a worker looks for silent sensors, meters, drones")
     idle_partition_s: float = Field(30.0, gt=0)
     window_retention_h: float = Field(48.0, gt=0, description="how long zone windows stay in Redis")
+
+    @model_validator(mode="after")
+    def _window_sizes_align(self) -> WorkerSettings:
+        for name, table in (("zone_windows_s", self.zone_windows_s), ("source_windows_s", self.source_windows_s)):
+            for domain, sizes in table.items():
+                if domain not in ("traffic", "drone", "energy"):
+                    raise ValueError(f"CITY_WORKER__{name.upper()} names {domain!r}: use traffic, drone or energy")
+                odd = [s for s in sizes if s <= 0 or s % self.window_seconds]
+                if odd:
+                    raise ValueError(
+                        f"CITY_WORKER__{name.upper()}[{domain}] has {odd}: each window size must be a positive "
+                        f"multiple of CITY_WORKER__WINDOW_SECONDS ({self.window_seconds})"
+                    )
+        return self
+
+    def zone_sizes(self, domain: str) -> tuple[int, ...]:
+        """Return the zone window sizes of a domain, the finest first (always including window_seconds)."""
+        return tuple(sorted({self.window_seconds, *self.zone_windows_s.get(domain, [])}))
+
+    def source_sizes(self, domain: str) -> tuple[int, ...]:
+        """Return the per-source and per-group window sizes of a domain (may be empty)."""
+        return tuple(sorted(set(self.source_windows_s.get(domain, []))))
+
     redis_retry_max_s: float = Field(10.0, gt=0)
 
 
@@ -77,6 +109,9 @@ class TrafficRules(BaseModel):
     congestion_recover_kmh: float = Field(40.0, gt=0)
     congestion_min_readings: int = Field(3, ge=1)
     min_interval_s: float = Field(1.0, ge=0, description="readings of one detector closer than this are a flood")
+    offline_after_s: float = Field(
+        300.0, gt=0, description="a detector silent this long is offline (10 missed readings at PeMS's 30 s)"
+    )
 
     @model_validator(mode="after")
     def _recover_above_onset(self) -> TrafficRules:
@@ -89,6 +124,7 @@ class DroneRules(BaseModel):
     """Thresholds of the drone detectors."""
 
     min_interval_s: float = Field(0.05, ge=0, description="fixes of one drone closer than this are a flood")
+    telemetry_loss_s: float = Field(30.0, gt=0, description="an airborne drone silent this long has lost telemetry")
 
     nofly_statuses: list[Literal["ground", "airborne", "emergency", "remote_id_failure"]] = [
         "airborne",
@@ -108,6 +144,9 @@ class EnergyRules(BaseModel):
     spike_min_samples: int = Field(10, ge=1)
     baseline_alpha: float = Field(0.1, gt=0, le=1)
     min_interval_s: float = Field(1.0, ge=0, description="readings of one meter closer than this are a flood")
+    offline_after_s: float = Field(
+        900.0, gt=0, description="a meter silent this long is offline (one settlement interval without a reading)"
+    )
     voltage_preset: Literal["gbt12325", "en50160"] = Field(
         "gbt12325", description="voltage band defaults: GB/T 12325 220 V +7/-10 %, or EN 50160 230 V +/-10 %"
     )

@@ -12,8 +12,9 @@ from processors.energy.detectors import (
     power_factor_detector,
     voltage_detector,
 )
-from processors.outcome import BatchOutcome, window_start_ms
-from streams.models import Domain, EnergyReading
+from processors.outcome import BatchOutcome
+from processors.silence import SilenceRule, on_reading
+from streams.models import Domain, EnergyReading, Severity
 from streams.settings import Settings
 
 
@@ -24,18 +25,24 @@ class EnergyProcessor:
 
     def __init__(self, settings: Settings) -> None:
         self.rules = settings.energy
+        self.silence = SilenceRule(
+            "meter_offline", Domain.energy, Severity.medium, int(self.rules.offline_after_s * 1000), "meter"
+        )
 
     def process(self, event: Any, zone_id: str, state: dict[str, Any], out: BatchOutcome, detect: bool = True) -> None:
         """Add the reading to its zone window and run the detectors if it is in time order."""
         reading: EnergyReading = event
-        start = window_start_ms(reading.observed_ms, out.window_s)
-        out.add_max(zone_id, start, reading_maxima(reading))
+        groups = (f"meter:{reading.meter_id}", f"feeder:{reading.feeder_id}")
         if not detect:
             # An older reading than the meter's newest: counted, but its energy is already in the later difference.
-            out.add_sums(zone_id, start, reading_sums(reading, 0))
+            out.add_reading(
+                zone_id, reading.observed_ms, reading_sums(reading, 0), reading_maxima(reading), None, groups
+            )
             return
+        on_reading(self.silence, reading, zone_id, state, out)
         step = counter_step(reading, state.setdefault("counter", {}), self.rules)
-        out.add_sums(zone_id, start, reading_sums(reading, step.added_wh))
+        sums = reading_sums(reading, step.added_wh)
+        out.add_reading(zone_id, reading.observed_ms, sums, reading_maxima(reading), groups=groups)
         out.emit(counter_fault_detector(reading, step, zone_id))
         out.emit(load_spike_detector(reading, state.setdefault("load", {}), self.rules, zone_id))
         for alert in (

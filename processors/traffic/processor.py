@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from processors.outcome import BatchOutcome, window_start_ms
+from processors.outcome import BatchOutcome
+from processors.silence import SilenceRule, on_reading
 from processors.traffic.aggregations import traffic_increments
 from processors.traffic.detectors import congestion_detector
-from streams.models import Domain, TrafficReading
+from streams.models import Domain, Severity, TrafficReading
 from streams.settings import Settings
 
 
@@ -18,10 +19,14 @@ class TrafficProcessor:
 
     def __init__(self, settings: Settings) -> None:
         self.rules = settings.traffic
+        self.silence = SilenceRule(
+            "sensor_offline", Domain.traffic, Severity.medium, int(self.rules.offline_after_s * 1000), "detector"
+        )
 
     def process(self, event: Any, zone_id: str, state: dict[str, Any], out: BatchOutcome, detect: bool = True) -> None:
         """Add the reading to its zone window and run the detectors if it is in time order."""
         reading: TrafficReading = event
-        out.add_sums(zone_id, window_start_ms(reading.observed_ms, out.window_s), traffic_increments(reading))
+        out.add_reading(zone_id, reading.observed_ms, traffic_increments(reading))
         if detect:
+            on_reading(self.silence, reading, zone_id, state, out)
             out.emit(congestion_detector(reading, state.setdefault("congestion", {}), self.rules, zone_id))

@@ -18,7 +18,7 @@ from streams.keys import Keys
 from streams.models import Domain
 from streams.settings import Settings
 from streams.topics import Topics, ensure_topics
-from tests.support.citydata import CityInput, batch_truth, make_city_input
+from tests.support.citydata import CityInput, batch_truth, batch_truth_windows, make_city_input
 from tests.support.deployment import isolated_settings
 from tests.support.faults import Results
 from tests.support.worker import WorkerProcess, wait_until
@@ -194,12 +194,16 @@ def test_closed_windows_reach_the_aggregates_topic_with_their_final_values(
     parts = [TopicPartition(topics.aggregates, p) for p in range(settings.kafka.partitions)]
     consumer.assign(parts)
     consumer.seek_to_beginning(*parts)
-    emitted: dict[tuple[str, str, str, int], set[float]] = {}
+    emitted: dict[tuple[str, str, str, int, int], set[float]] = {}
     for record in consumer:
         agg = orjson.loads(record.value)
-        start = int(datetime.fromisoformat(agg["window_start"]).timestamp() * 1000)
-        emitted.setdefault((agg["domain"], agg["metric"], agg["zone_id"], start), set()).add(agg["value"])
+        start = datetime.fromisoformat(agg["window_start"]).timestamp()
+        size = int(datetime.fromisoformat(agg["window_end"]).timestamp() - start)
+        key = (agg["domain"], agg["metric"], agg["zone_id"], size, int(start * 1000))
+        emitted.setdefault(key, set()).add(agg["value"])
     consumer.close()
-    truth = batch_truth(city.events, ZoneIndex.from_file(settings.zones_file))
+    # Every size (1 min, 15 min, 1 h per zone; 15-min settlement per meter and feeder) against a batch recomputation.
+    truth = batch_truth_windows(city.events, ZoneIndex.from_file(settings.zones_file), settings)
+    assert {k[3] for k in truth if k[0] == "energy" and k[2].startswith("feeder:")} == {900}
     assert set(emitted) == set(truth)
     assert {k: v for k, v in emitted.items() if v != {truth[k]}} == {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -124,6 +125,33 @@ def make_city_input(
 
 def batch_truth(events: list[Event], zones: ZoneIndex, window_s: int = 60) -> dict[tuple[str, str, str, int], float]:
     """Recompute every zone window metric from scratch: {(domain, metric, zone, start_ms): value}."""
+    return _truth(events, zones, window_s, lambda domain, v, zone_id: [zone_id])
+
+
+def batch_truth_windows(
+    events: list[Event], zones: ZoneIndex, settings: Settings
+) -> dict[tuple[str, str, str, int, int], float]:
+    """Recompute every window of every configured size, per zone and per meter/feeder group.
+
+    Returns {(domain, metric, zone or group, window_s, start_ms): value}.
+    """
+    out: dict[tuple[str, str, str, int, int], float] = {}
+    for domain in ("traffic", "drone", "energy"):
+        mine = [e for e in events if e[0] == domain]
+        tables = [(size, lambda d, v, z: [z]) for size in settings.worker.zone_sizes(domain)]
+        tables += [
+            (size, lambda d, v, z: [f"meter:{v['meter_id']}", f"feeder:{v['feeder_id']}"])
+            for size in settings.worker.source_sizes(domain)
+        ]
+        for size, group_of in tables:
+            for (dom, metric, group, start), value in _truth(mine, zones, size, group_of).items():
+                out[(dom, metric, group, size, start)] = value
+    return out
+
+
+def _truth(
+    events: list[Event], zones: ZoneIndex, window_s: int, group_of: Callable[[str, dict[str, Any], str], list[str]]
+) -> dict[tuple[str, str, str, int], float]:
     size = window_s * 1000
     sums: dict[tuple[str, str, int], dict[str, Any]] = defaultdict(
         lambda: {"n": 0, "speed": 0, "vehicles": 0, "wh": 0, "mv": 0, "max_w": None, "drones": set()}
@@ -134,15 +162,8 @@ def batch_truth(events: list[Event], zones: ZoneIndex, window_s: int = 60) -> di
         t = datetime.fromisoformat(v["observed_at"])
         ms = int(t.timestamp() * 1000)
         zone = zones.district_at(v["lon"], v["lat"])
-        w = sums[(domain, zone.id if zone else "unzoned", ms - ms % size)]
-        w["n"] += 1
-        if domain == "traffic":
-            w["speed"] += round(v["avg_speed_kmh"] * 1_000_000)
-            w["vehicles"] += v["vehicle_count"]
-        elif domain == "drone":
-            if v["status"] != "ground":
-                w["drones"].add(key)
-        else:
+        added_wh = 0
+        if domain == "energy":
             # A counter going back (reset) or jumping beyond what the power allows adds nothing.
             wh, kw = round(v["energy_kwh"] * 1000), v["active_power_kw"]
             if key in last:
@@ -150,11 +171,22 @@ def batch_truth(events: list[Event], zones: ZoneIndex, window_s: int = 60) -> di
                 allowed = max(prev_kw, kw, 0.0) * (ms - prev_ms) / 3600 * rules.counter_jump_factor + (
                     rules.counter_jump_tolerance_kwh * 1000
                 )
-                w["wh"] += wh - prev_wh if prev_wh <= wh and wh - prev_wh <= allowed else 0
+                added_wh = wh - prev_wh if prev_wh <= wh and wh - prev_wh <= allowed else 0
             last[key] = (wh, ms, kw)
-            w["mv"] += round(v["voltage_v"] * 1000)
-            watts = round(kw * 1000)
-            w["max_w"] = watts if w["max_w"] is None else max(w["max_w"], watts)
+        for group in group_of(domain, v, zone.id if zone else "unzoned"):
+            w = sums[(domain, group, ms - ms % size)]
+            w["n"] += 1
+            if domain == "traffic":
+                w["speed"] += round(v["avg_speed_kmh"] * 1_000_000)
+                w["vehicles"] += v["vehicle_count"]
+            elif domain == "drone":
+                if v["status"] != "ground":
+                    w["drones"].add(key)
+            else:
+                w["wh"] += added_wh
+                w["mv"] += round(v["voltage_v"] * 1000)
+                watts = round(v["active_power_kw"] * 1000)
+                w["max_w"] = watts if w["max_w"] is None else max(w["max_w"], watts)
     truth: dict[tuple[str, str, str, int], float] = {}
     for (domain, zone_id, start), w in sums.items():
         k = (domain, zone_id, start)

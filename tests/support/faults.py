@@ -135,8 +135,56 @@ class Scenario:
     def wait_progress(self, at_least: int, timeout: float) -> float:
         """Wait until at least this many events are applied; return the seconds it took."""
         started = time.monotonic()
-        wait_until(lambda: self.progress() >= at_least, timeout, f"{at_least} events applied", self.live_worker())
+        try:
+            wait_until(lambda: self.progress() >= at_least, timeout, f"{at_least} events applied")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.diagnosis()}") from None
         return time.monotonic() - started
+
+    def diagnosis(self) -> str:
+        """Say where every partition stands (Kafka end, group commit, Redis applied) and what each worker logged."""
+        lines = [f"applied {self.progress()} of {len(self.city.events)} events"]
+        try:
+            lines += self.partition_positions()
+        except Exception as exc:  # the diagnosis must not hide the failure it explains
+            lines.append(f"partition positions unavailable: {exc!r}")
+        for i, worker in enumerate(self.workers):
+            state = "running" if worker.proc is not None and worker.proc.poll() is None else "stopped"
+            text = worker.log_path.read_text(errors="replace").splitlines()
+            notable = [line for line in text if "WARNING" in line or "ERROR" in line or "Traceback" in line]
+            lines.append(f"--- worker-{i} ({state}), {len(notable)} warnings/errors, last of them and log end:")
+            lines += [*notable[-15:], "...", *text[-25:]]
+        return "\n".join(lines)
+
+    def partition_positions(self) -> list[str]:
+        """Return one line per sensor partition that is behind: Kafka end offset, group commit, Redis applied."""
+        from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+        bootstrap = self.settings.kafka.bootstrap_list
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+        client = redis.Redis.from_url(self.settings.redis.url.get_secret_value())
+        try:
+            group = self.settings.worker.group_id
+            committed = admin.list_group_offsets(group).get(group, {})
+            parts = range(self.settings.kafka.partitions)
+            tps = [TopicPartition(self.topics.for_domain(d), p) for d in Domain for p in parts]
+            ends = consumer.end_offsets(tps)
+            out = []
+            for tp in tps:
+                raw = client.get(Keys(self.settings.redis.key_prefix).partition_offset(tp.topic, tp.partition))
+                applied = int(raw) if raw is not None else -1
+                meta = committed.get(tp)
+                if applied + 1 < ends[tp]:
+                    out.append(
+                        f"{tp.topic}[{tp.partition}]: end {ends[tp]}, group committed "
+                        f"{meta.offset if meta else None}, redis applied {applied}"
+                    )
+            return out or ["every partition is applied up to its end offset"]
+        finally:
+            admin.close()
+            consumer.close()
+            client.close()
 
     def live_worker(self) -> WorkerProcess | None:
         """Return a running worker, for its log in failure messages."""

@@ -34,6 +34,10 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "CITY_WORKER__EMIT_INTERVAL_S": str(settings.worker.emit_interval_s),
         "CITY_WORKER__WINDOW_GRACE_S": str(settings.worker.window_grace_s),
         "CITY_WORKER__IDLE_PARTITION_S": str(settings.worker.idle_partition_s),
+        "CITY_WORKER__SILENCE_CHECK_S": str(settings.worker.silence_check_s),
+        "CITY_TRAFFIC__OFFLINE_AFTER_S": str(settings.traffic.offline_after_s),
+        "CITY_DRONE__TELEMETRY_LOSS_S": str(settings.drone.telemetry_loss_s),
+        "CITY_ENERGY__OFFLINE_AFTER_S": str(settings.energy.offline_after_s),
     }
 
 

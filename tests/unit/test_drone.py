@@ -276,10 +276,10 @@ def test_processor_over_a_crossing(index: ZoneIndex) -> None:
     assert alert.data["nofly_zone_id"] == GOV
     assert out.members
     assert all(members == {"CN-UAS-0001"} for members in out.members.values())
-    assert {zone for zone, _ in out.members} == {"binhaiwan-core"}
+    assert {(size, zone) for size, zone, _ in out.members} == {(60, "binhaiwan-core")}
     assert sum(c["n"] for c in out.sums.values()) == len(CROSSING)
     windows = {window_start_ms(fix(p, i).observed_ms, 60) for i, p in enumerate(CROSSING)}
-    assert set(out.sums) == {("binhaiwan-core", start) for start in windows}
+    assert set(out.sums) == {(60, "binhaiwan-core", start) for start in windows}
 
 
 def test_processor_counts_a_ground_drone_as_a_fix_not_a_member(index: ZoneIndex) -> None:

@@ -70,9 +70,9 @@ def test_add_sums_accumulates_per_zone_window() -> None:
     out.add_sums("changan", BOUNDARY + MINUTE_MS, {"n": 1, "vehicles": 2})
     out.add_sums("shatian", BOUNDARY, {"n": 1, "speed_micro": 10})
     assert out.sums == {
-        ("changan", BOUNDARY): Counter({"n": 2, "speed_micro": 80_000_000, "vehicles": 10}),
-        ("changan", BOUNDARY + MINUTE_MS): Counter({"n": 1, "vehicles": 2}),
-        ("shatian", BOUNDARY): Counter({"n": 1, "speed_micro": 10}),
+        (60, "changan", BOUNDARY): Counter({"n": 2, "speed_micro": 80_000_000, "vehicles": 10}),
+        (60, "changan", BOUNDARY + MINUTE_MS): Counter({"n": 1, "vehicles": 2}),
+        (60, "shatian", BOUNDARY): Counter({"n": 1, "speed_micro": 10}),
     }
 
 
@@ -82,7 +82,7 @@ def test_add_sums_does_not_keep_the_callers_dict() -> None:
     out.add_sums("changan", BOUNDARY, increments)
     out.add_sums("changan", BOUNDARY, increments)
     assert increments == {"n": 1, "wh": 5}
-    assert out.sums[("changan", BOUNDARY)] == {"n": 2, "wh": 10}
+    assert out.sums[(60, "changan", BOUNDARY)] == {"n": 2, "wh": 10}
 
 
 def test_add_member_counts_a_source_once() -> None:
@@ -91,8 +91,8 @@ def test_add_member_counts_a_source_once() -> None:
         out.add_member("changan", BOUNDARY, member)
     out.add_member("changan", BOUNDARY + MINUTE_MS, "CN-UAS-1")
     assert out.members == {
-        ("changan", BOUNDARY): {"CN-UAS-1", "CN-UAS-2"},
-        ("changan", BOUNDARY + MINUTE_MS): {"CN-UAS-1"},
+        (60, "changan", BOUNDARY): {"CN-UAS-1", "CN-UAS-2"},
+        (60, "changan", BOUNDARY + MINUTE_MS): {"CN-UAS-1"},
     }
 
 

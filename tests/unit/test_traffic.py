@@ -276,11 +276,11 @@ def test_processor_adds_the_reading_to_its_window_and_emits_alerts() -> None:
     speeds = [20, 20, 20, 20, 60]
     for i, speed in enumerate(speeds):
         processor.process(reading(speed, i), ZONE, state, out)
-    assert set(state) == {"congestion"}
+    assert set(state) == {"silence", "congestion"}
     assert len(out.alerts) == 1
     (alert,) = out.alerts.values()
     assert (alert.status, alert.count) == (AlertStatus.resolved, 4)
     windows = {window_start_ms(reading(0, i).observed_ms, 60) for i in range(len(speeds))}
-    assert {key for key in out.sums} == {(ZONE, start) for start in windows}
+    assert set(out.sums) == {(60, ZONE, start) for start in windows}
     assert sum(c["n"] for c in out.sums.values()) == len(speeds)
     assert sum(c["speed_micro"] for c in out.sums.values()) == 140 * MICRO

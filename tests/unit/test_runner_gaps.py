@@ -1,0 +1,93 @@
+"""The runner applies only records that follow the applied offset, and seeks back over a hole."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import cast
+
+import pytest
+
+from geo.zones import ZoneIndex
+from processors.runner import GAP_SEEKS_BEFORE_ACCEPTING, BatchRunner, PartitionCache, Record
+from processors.sink import RedisSink
+from streams.settings import DEFAULT_ZONES_FILE, Settings
+
+
+class Seeks:
+    """Record the seeks a runner asks for."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int, int]] = []
+
+    async def __call__(self, topic: str, partition: int, offset: int) -> None:
+        self.calls.append((topic, partition, offset))
+
+
+@pytest.fixture
+def runner() -> tuple[BatchRunner, Seeks]:
+    seeks = Seeks()
+    sink = cast(RedisSink, None)  # _contiguous never touches Redis
+
+    async def publish(_: object) -> None:
+        return None
+
+    return BatchRunner(
+        Settings(environment="test"), ZoneIndex.from_file(DEFAULT_ZONES_FILE), sink, publish, seeks
+    ), seeks
+
+
+def records(*offsets: int) -> list[Record]:
+    return [Record("t", 3, o, b"k", b"{}") for o in offsets]
+
+
+def contiguous(runner: BatchRunner, cache: PartitionCache, offsets: list[int]) -> list[int]:
+    todo = asyncio.run(runner._contiguous("t", 3, cache, records(*offsets)))
+    return [r.offset for r in todo]
+
+
+def test_records_right_after_the_applied_offset_are_applied_without_seeking(runner: tuple[BatchRunner, Seeks]) -> None:
+    r, seeks = runner
+    assert contiguous(r, PartitionCache(base_offset=9), [10, 11, 12]) == [10, 11, 12]
+    assert seeks.calls == []
+
+
+def test_records_past_a_hole_are_not_applied_and_the_consumer_seeks_back(runner: tuple[BatchRunner, Seeks]) -> None:
+    r, seeks = runner
+    assert contiguous(r, PartitionCache(base_offset=9), [15, 16]) == []
+    assert seeks.calls == [("t", 3, 10)]
+
+
+def test_a_hole_inside_a_batch_applies_the_run_before_it_and_seeks_to_the_hole(
+    runner: tuple[BatchRunner, Seeks],
+) -> None:
+    r, seeks = runner
+    assert contiguous(r, PartitionCache(base_offset=9), [10, 11, 14, 15]) == [10, 11]
+    assert seeks.calls == [("t", 3, 12)]
+
+
+def test_a_fresh_partition_expects_offset_zero(runner: tuple[BatchRunner, Seeks]) -> None:
+    r, seeks = runner
+    assert contiguous(r, PartitionCache(base_offset=-1), [4, 5]) == []
+    assert seeks.calls == [("t", 3, 0)]
+
+
+def test_a_hole_that_stays_after_repeated_seeks_is_accepted_as_missing_offsets(
+    runner: tuple[BatchRunner, Seeks],
+) -> None:
+    r, seeks = runner
+    cache = PartitionCache(base_offset=9)
+    for _ in range(GAP_SEEKS_BEFORE_ACCEPTING):
+        assert contiguous(r, cache, [13, 14]) == []
+    assert contiguous(r, cache, [13, 14]) == [13, 14]
+    assert len(seeks.calls) == GAP_SEEKS_BEFORE_ACCEPTING
+    # A different hole later starts counting afresh.
+    cache.base_offset = 14
+    assert contiguous(r, cache, [20]) == []
+
+
+def test_stale_records_draining_after_a_seek_do_not_count_as_the_same_hole(runner: tuple[BatchRunner, Seeks]) -> None:
+    r, _ = runner
+    cache = PartitionCache(base_offset=9)
+    for first in (13, 17, 21, 25, 29, 33, 37):
+        assert contiguous(r, cache, [first, first + 1]) == []
+    assert contiguous(r, cache, [10, 11]) == [10, 11]
