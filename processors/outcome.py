@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from streams.models import Alert, Domain
 
@@ -52,6 +53,7 @@ class BatchOutcome:
     late: list[DeadLetter] = field(default_factory=list)
     dirty_sources: set[str] = field(default_factory=set)
     silence_watch: dict[str, int | None] = field(default_factory=dict)  # source -> last reading ms (None: unwatch)
+    supply_transitions: list[Any] = field(default_factory=list)  # energy: meters going dark or back, by feeder
     events: int = 0
     max_event_ms: int = -1
 

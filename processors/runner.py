@@ -9,20 +9,22 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
 from aiokafka.errors import KafkaError as AIOKafkaError
 from redis.exceptions import RedisError
 
 from geo.zones import ZoneIndex
 from processors.drone.processor import DroneProcessor
+from processors.energy.feeder import SupplyTransition, feeder_step
 from processors.energy.processor import EnergyProcessor
 from processors.outcome import UNZONED, BatchOutcome, DeadLetter
 from processors.silence import silent_alert
-from processors.sink import RedisSink
+from processors.sink import RedisSink, SharedUpdate
 from processors.timeliness import Timeliness, classify, remember
 from processors.traffic.processor import TrafficProcessor
 from streams.codec import decode_event
 from streams.exceptions import EventDecodeError
-from streams.models import Domain, SensorEvent
+from streams.models import Alert, Domain, SensorEvent
 from streams.settings import Settings
 from streams.topics import Topics
 
@@ -157,7 +159,8 @@ class BatchRunner:
         outcome.max_event_ms = cache.max_event_ms
         await self.publish(outcome)
         states = {sid: cache.states[sid] for sid in outcome.dirty_sources}
-        result = await self.sink.commit(topic, partition, base, todo[-1].offset, outcome, states)
+        shared = self._feeders(outcome)
+        result = await self.sink.commit(topic, partition, base, todo[-1].offset, outcome, states, shared)
         if not result.applied:
             log.info(
                 'partition moved on elsewhere, reloading topic="%s" partition=%d expected_offset=%d stored_offset=%d',
@@ -172,6 +175,33 @@ class BatchRunner:
         if outcome.max_event_ms >= 0:
             cache.commit_wall_ms = int(time.time() * 1000)
         return True
+
+    def _feeders(self, outcome: BatchOutcome) -> SharedUpdate | None:
+        """Return how this batch's supply transitions change their feeders' shared state (None: none do)."""
+        if not outcome.supply_transitions:
+            return None
+        by_feeder: dict[str, list[SupplyTransition]] = {}
+        for t in outcome.supply_transitions:
+            by_feeder.setdefault(t.feeder_id, []).append(t)
+        feeders = sorted(by_feeder)
+        keys = [self.sink.keys.feeder(f) for f in feeders]
+        rules = self.settings.energy
+
+        def decide(raws: list[bytes | str | None]) -> tuple[dict[str, bytes], list[Alert]]:
+            writes: dict[str, bytes] = {}
+            alerts: list[Alert] = []
+            for feeder_id, key, raw in zip(feeders, keys, raws, strict=True):
+                state, made = feeder_step(feeder_id, orjson.loads(raw) if raw else None, by_feeder[feeder_id], rules)
+                writes[key] = orjson.dumps(state)
+                alerts += made
+            return writes, alerts
+
+        async def publish(alerts: list[Alert]) -> None:
+            await self.publish(
+                BatchOutcome(Domain.energy, self.settings.worker.window_seconds, alerts={a.id: a for a in alerts})
+            )
+
+        return SharedUpdate(keys, decide, publish)
 
     async def check_silence(self, topic: str, partition: int, now_ms: int, end_offset: int | None) -> int:
         """Raise the alerts of sources silent past their domain's timeout in one partition; return how many.

@@ -8,6 +8,7 @@ after a crash, a zombie worker after a rebalance, or a retry after a Redis outag
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from redis.exceptions import WatchError
 from processors.outcome import BatchOutcome
 from streams.codec import encode
 from streams.keys import Keys
+from streams.models import Alert
 
 # Keep the larger integer in a hash field: max is order-independent, so replays and interleavings agree.
 # KEYS[i] gets field ARGV[2i-1] raised to at least ARGV[2i].
@@ -33,7 +35,17 @@ return 0
 """
 
 
+SHARED_RETRIES = 50  # a feeder changed by other partitions this many times in a row: give up, the batch is retried
 ALERT_EVENTS_MAX = 200_000  # changes kept for clients that reconnect (about a day of a busy city)
+
+
+@dataclass(frozen=True)
+class SharedUpdate:
+    """Keys several partitions write, and how one batch changes them given their current values."""
+
+    keys: list[str]
+    decide: Callable[[list[bytes | str | None]], tuple[dict[str, bytes], list[Alert]]]
+    publish: Callable[[list[Alert]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -97,26 +109,52 @@ class RedisSink:
         last_offset: int,
         outcome: BatchOutcome,
         states: dict[str, dict[str, Any]],
+        shared: SharedUpdate | None = None,
     ) -> CommitResult:
-        """Apply a batch if the partition is still at base_offset; otherwise apply nothing."""
+        """Apply a batch if the partition is still at base_offset; otherwise apply nothing.
+
+        With `shared`, keys that several partitions write (a feeder's state) are read under the same WATCH
+        and decided on inside the transaction; if another partition changed one of them first, the
+        decision is made again on the new value.
+        """
         offset_key = self.keys.partition_offset(topic, partition)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            try:
-                await pipe.watch(offset_key)
-                raw = await pipe.get(offset_key)
-                stored = -1 if raw is None else int(raw)
-                if stored != base_offset:
-                    return CommitResult(False, stored)
-                pipe.multi()
-                self._write(pipe, topic, partition, outcome, states)
-                pipe.set(offset_key, last_offset)
-                await pipe.execute()
-            except WatchError:
-                return CommitResult(False, await self.applied_offset(topic, partition))
-        return CommitResult(True, last_offset)
+        shared_keys = shared.keys if shared else []
+        for _ in range(SHARED_RETRIES):
+            async with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(offset_key, *shared_keys)
+                    raw = await pipe.get(offset_key)
+                    stored = -1 if raw is None else int(raw)
+                    if stored != base_offset:
+                        return CommitResult(False, stored)
+                    writes: dict[str, bytes] = {}
+                    shared_alerts: list[Alert] = []
+                    if shared is not None:
+                        writes, shared_alerts = shared.decide([await pipe.get(k) for k in shared_keys])
+                        if shared_alerts:
+                            await shared.publish(shared_alerts)
+                    pipe.multi()
+                    self._write(pipe, topic, partition, outcome, states, shared_alerts)
+                    for key, value in writes.items():
+                        pipe.set(key, value)
+                    pipe.set(offset_key, last_offset)
+                    await pipe.execute()
+                    return CommitResult(True, last_offset)
+                except WatchError:
+                    stored = await self.applied_offset(topic, partition)
+                    if stored != base_offset or shared is None:
+                        return CommitResult(False, stored)
+                    # Only a shared key moved: decide again on its new value.
+        return CommitResult(False, base_offset)
 
     def _write(
-        self, pipe: Any, topic: str, partition: int, outcome: BatchOutcome, states: dict[str, dict[str, Any]]
+        self,
+        pipe: Any,
+        topic: str,
+        partition: int,
+        outcome: BatchOutcome,
+        states: dict[str, dict[str, Any]],
+        extra_alerts: Sequence[Alert] = (),
     ) -> None:
         keys, domain = self.keys, outcome.domain.value
         index: dict[int, dict[str, float]] = {}
@@ -145,7 +183,7 @@ class RedisSink:
             pipe.expire(members_key, self.window_ttl_s)
         for window_s, members_by_ref in index.items():
             pipe.zadd(keys.window_index(domain, window_s), members_by_ref)
-        for alert in outcome.alerts.values():
+        for alert in [*outcome.alerts.values(), *extra_alerts]:
             pipe.set(keys.alert(alert.id), encode(alert))
             pipe.zadd(keys.alert_index, {alert.id: int(alert.first_seen.timestamp() * 1000)})
             pipe.xadd(keys.alert_events, {"id": alert.id, "by": "processor"}, maxlen=ALERT_EVENTS_MAX, approximate=True)

@@ -45,6 +45,10 @@ class Keys:
         """Return the key holding the last offset applied from one partition."""
         return f"{self.prefix}:offset:{topic}:{partition}"
 
+    def feeder(self, feeder_id: str) -> str:
+        """Return the JSON state of one feeder: its meters' supply and its open outage, shared by all partitions."""
+        return f"{self.prefix}:feeder:{feeder_id}"
+
     def silence_index(self, topic: str, partition: int) -> str:
         """Return the sorted set of a partition's watched sources scored by their last reading (event ms)."""
         return f"{self.prefix}:silence:{topic}:{partition}"

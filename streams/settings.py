@@ -163,6 +163,9 @@ class EnergyRules(BaseModel):
     power_factor_min_load_kw: float = Field(0.5, ge=0, description="power factor is judged only at this load or more")
     counter_jump_factor: float = Field(2.0, ge=1, description="a counter step above this x what the power allows")
     counter_jump_tolerance_kwh: float = Field(0.01, ge=0, le=1000)
+    feeder_outage_min_meters: int = Field(3, ge=1, description="a feeder outage needs at least this many dark meters")
+    feeder_outage_fraction: float = Field(0.5, gt=0, le=1, description="...and at least this share of the feeder")
+    feeder_outage_window_s: float = Field(120.0, gt=0, description="...gone dark within this long of each other")
 
     @model_validator(mode="before")
     @classmethod

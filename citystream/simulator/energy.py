@@ -41,6 +41,12 @@ QUALITY_FAULTS: tuple[tuple[str, float, float, float], ...] = (
     (COUNTER_FAULT, 450, 450, 50.0),  # jump: the counter leaps by the value
 )
 
+FEEDER_OUTAGE, METER_OFFLINE = "feeder_outage", "meter_offline"
+# One feeder loses supply for 4 minutes (every meter on it reads about 0 V and 0 kW), and one meter on
+# another feeder stops reporting for 17 minutes (longer than the 15-minute offline limit).
+OUTAGE_S = (480.0, 720.0)
+OFFLINE_S = (540.0, 1560.0)
+
 FEEDERS = (
     ("FDR-HM-01", "humen-town"),
     ("FDR-HM-02", "humen-town"),
@@ -95,6 +101,9 @@ class EnergyGenerator:
         self._planned_until_ms = 0
         self._faults: dict[int, list[tuple[str, int, int, float]]] = {}
         self._plan_quality_faults(sub_rng(seed, "energy", "quality"))
+        self._outage: tuple[str, int, int] | None = None
+        self._offline: tuple[int, int, int] | None = None
+        self._plan_outage_and_offline(sub_rng(seed, "energy", "outage"))
 
     def emit(self, begin_ms: int, end_ms: int, out: list[RawEvent]) -> None:
         """Append every reading with begin_ms <= observed ms < end_ms to out."""
@@ -102,13 +111,20 @@ class EnergyGenerator:
         for index, meter in enumerate(self.meters):
             meter.next_tick = max(meter.next_tick, first_tick(meter.phase_ms, INTERVAL_MS, begin_ms))
             while (ms := meter.phase_ms + meter.next_tick * INTERVAL_MS) < end_ms:
-                out.append((ms, "energy", meter.meter_id, self._reading(index, meter, ms)))
                 meter.next_tick += 1
+                if self._offline and self._offline[0] == index and self._offline[1] <= ms < self._offline[2]:
+                    continue  # the meter is silent
+                out.append((ms, "energy", meter.meter_id, self._reading(index, meter, ms)))
 
     def _reading(self, index: int, meter: Meter, ms: int) -> dict[str, object]:
         rng, hour = meter.rng, self.clock.local_hour(ms)
         meter.noise = 0.85 * meter.noise + rng.gauss(0, 0.04)
         power = max(0.02, self._expected_kw(meter, hour) * (1 + meter.noise)) * self._spike_factor(index, ms)
+        dark = (
+            self._outage is not None and meter.feeder_id == self._outage[0] and self._outage[1] <= ms < self._outage[2]
+        )
+        if dark:
+            power = 0.0
         meter.energy_kwh += power * INTERVAL_S / 3600
         sag = -0.012 * RESIDENTIAL(hour)  # evening peak pulls the low-voltage network down a little
         deviation = meter.voltage_offset + sag + rng.gauss(0, 0.003)
@@ -116,6 +132,8 @@ class EnergyGenerator:
         hz = self._frequency(ms) + rng.gauss(0, 0.002)
         hz = max(NOMINAL_HZ - MAX_HZ_DEVIATION, min(NOMINAL_HZ + MAX_HZ_DEVIATION, hz))
         pf = max(PF_RANGE[0], min(PF_RANGE[1], meter.power_factor + rng.gauss(0, 0.005)))
+        if dark:
+            voltage = round(rng.uniform(0.0, 2.0), 1)  # a meter's last-gasp readings without supply
         for kind, start, end, value in self._faults.get(index, ()):
             if kind == COUNTER_FAULT and start <= ms and not meter.faulted.get(start):
                 meter.faulted[start] = True  # once, at the first reading from the fault's time on
@@ -136,7 +154,7 @@ class EnergyGenerator:
             "active_power_kw": round(power, 3),
             "energy_kwh": round(meter.energy_kwh, 3),
             "voltage_v": round(voltage, 1),
-            "current_a": round(power * 1000 / (voltage * pf * meter.phases), 2),
+            "current_a": round(power * 1000 / (voltage * pf * meter.phases), 2) if voltage > 0 else 0.0,
             "frequency_hz": round(hz, 3),
             "power_factor": round(pf, 3),
         }
@@ -176,6 +194,46 @@ class EnergyGenerator:
                 Injected(kind, Domain.energy, meter.meter_id, self.clock.at(start), self.clock.at(end), detail)
             )
 
+    def _plan_outage_and_offline(self, rng: random.Random) -> None:
+        """Black out one feeder whose meters have no other fault, and silence one meter of another feeder."""
+        faulty = {self.meters[i].feeder_id for i in self._faults}
+        feeders = sorted({m.feeder_id for m in self.meters} - faulty)
+        if not feeders:
+            return
+        feeder_id = rng.choice(feeders)
+        start, end = (round(x * 1000) for x in OUTAGE_S)
+        self._outage = (feeder_id, start, end)
+        on_it = sorted(m.meter_id for m in self.meters if m.feeder_id == feeder_id)
+        self.injected.append(
+            Injected(
+                FEEDER_OUTAGE, Domain.energy, feeder_id, self.clock.at(start), self.clock.at(end), {"meters": on_it}
+            )
+        )
+        others = [i for i, m in enumerate(self.meters) if m.feeder_id != feeder_id and i not in self._faults]
+        if not others:
+            return
+        index = rng.choice(others)
+        start, end = (round(x * 1000) for x in OFFLINE_S)
+        self._offline = (index, start, end)
+        meter = self.meters[index]
+        self.injected.append(
+            Injected(
+                METER_OFFLINE,
+                Domain.energy,
+                meter.meter_id,
+                self.clock.at(start),
+                self.clock.at(end),
+                {"feeder_id": meter.feeder_id},
+            )
+        )
+
+    def _quiet(self, index: int, start: int, end: int) -> bool:
+        """Return whether a meter is blacked out or silent at some time in [start, end)."""
+        meter = self.meters[index]
+        if self._outage and meter.feeder_id == self._outage[0] and start < self._outage[2] and self._outage[1] < end:
+            return True
+        return bool(self._offline and self._offline[0] == index and start < self._offline[2] and self._offline[1] < end)
+
     def _plan_spikes(self, until_ms: int) -> None:
         rng = self._spike_rng
         while self.meters and self._planned_until_ms < until_ms:
@@ -186,7 +244,9 @@ class EnergyGenerator:
             end = start + SPIKE_S * 1000
             hour = self.clock.local_hour(start)
             loads = [self._expected_kw(m, hour) for m in self.meters]
-            eligible = [i for i, load in enumerate(loads) if load >= SPIKE_MIN_LOAD_KW]
+            eligible = [
+                i for i, load in enumerate(loads) if load >= SPIKE_MIN_LOAD_KW and not self._quiet(i, start, end)
+            ]
             index = rng.choice(eligible) if eligible else max(range(len(loads)), key=loads.__getitem__)
             factor = round(rng.uniform(*SPIKE_FACTOR), 2)
             self._spikes.setdefault(index, []).append((start, end, factor))

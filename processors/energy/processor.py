@@ -8,10 +8,12 @@ from processors.energy.aggregations import counter_step, reading_maxima, reading
 from processors.energy.detectors import (
     counter_fault_detector,
     frequency_detector,
+    is_interruption,
     load_spike_detector,
     power_factor_detector,
     voltage_detector,
 )
+from processors.energy.feeder import supply_transition
 from processors.outcome import BatchOutcome
 from processors.silence import SilenceRule, on_reading
 from streams.models import Domain, EnergyReading, Severity
@@ -40,11 +42,17 @@ class EnergyProcessor:
             )
             return
         on_reading(self.silence, reading, zone_id, state, out)
+        where = (reading.lon, reading.lat, zone_id)
+        dark = is_interruption(reading, self.rules)
+        transition = supply_transition(state, reading.feeder_id, reading.meter_id, reading.observed_ms, dark, where)
+        if transition is not None:
+            out.supply_transitions.append(transition)
         step = counter_step(reading, state.setdefault("counter", {}), self.rules)
         sums = reading_sums(reading, step.added_wh)
         out.add_reading(zone_id, reading.observed_ms, sums, reading_maxima(reading), groups=groups)
         out.emit(counter_fault_detector(reading, step, zone_id))
-        out.emit(load_spike_detector(reading, state.setdefault("load", {}), self.rules, zone_id))
+        if not dark:  # a reading without supply says nothing about the meter's load: it must not teach the baseline
+            out.emit(load_spike_detector(reading, state.setdefault("load", {}), self.rules, zone_id))
         for alert in (
             *voltage_detector(reading, state.setdefault("voltage", {}), self.rules, zone_id),
             *frequency_detector(reading, state.setdefault("frequency", {}), self.rules, zone_id),

@@ -245,7 +245,7 @@ def test_processor_sums_energy_and_emits_the_spike() -> None:
     powers = [*STEADY, 6.0, 1.0]
     for i, power in enumerate(powers):
         processor.process(reading(power, i, kwh=100.0 + 0.004 * i), ZONE, state, out)
-    assert set(state) == {"silence", "counter", "load", "voltage", "frequency", "power_factor"}
+    assert set(state) == {"silence", "supply", "counter", "load", "voltage", "frequency", "power_factor"}
     assert sum(c["n"] for c in out.sums.values()) == len(powers)
     assert sum(c["wh"] for c in out.sums.values()) == 4 * (len(powers) - 1)
     assert len(out.alerts) == 1

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from citystream.simulator import CitySimulator, SimSize, run_simulation, size_for_rate
-from citystream.simulator.energy import SHORT_VOLTAGE_DIP
+from citystream.simulator.energy import FEEDER_OUTAGE, METER_OFFLINE, SHORT_VOLTAGE_DIP
 from geo.zones import ZoneIndex
 from processors.drone.detectors import NOFLY_BREACH, nofly_detector
 from processors.energy.detectors import (
@@ -24,10 +24,11 @@ from processors.energy.detectors import (
     VOLTAGE_SWELL,
     load_spike_detector,
 )
+from processors.energy.feeder import feeder_step
 from processors.energy.processor import EnergyProcessor
 from processors.outcome import BatchOutcome
 from processors.traffic.detectors import CONGESTION, congestion_detector
-from streams.models import MODEL_BY_DOMAIN, AlertStatus, Domain, DroneTelemetry, EnergyReading, TrafficReading
+from streams.models import MODEL_BY_DOMAIN, Alert, AlertStatus, Domain, DroneTelemetry, EnergyReading, TrafficReading
 from streams.settings import DEFAULT_ZONES_FILE, DroneRules, EnergyRules, Settings, TrafficRules
 
 SHANGHAI = timezone(timedelta(hours=8))
@@ -115,10 +116,15 @@ def test_every_event_validates_is_keyed_by_its_sensor_and_sorted(run: tuple[City
 
 
 def test_readings_come_at_each_domains_interval(run: tuple[CitySimulator, Events]) -> None:
-    _, events = run
+    sim, events = run
+    silent = {i.source for i in sim.injected if i.kind == METER_OFFLINE}
     for domain, interval_s in (("traffic", 30), ("energy", 15)):
-        for series in _by_source(events, domain).values():
+        for source, series in _by_source(events, domain).items():
             stamps = [datetime.fromisoformat(v["observed_at"]) for v in series]
+            if source in silent:  # the meter injected silent from minute 9: readings up to then only
+                assert {b - a for a, b in itertools.pairwise(stamps)} == {timedelta(seconds=interval_s)}
+                assert 540 // interval_s <= len(series) <= 540 // interval_s + 1
+                continue
             assert {b - a for a, b in itertools.pairwise(stamps)} == {timedelta(seconds=interval_s)}
             assert len(series) == 600 // interval_s
 
@@ -288,8 +294,12 @@ def test_energy_counters_grow_with_power_times_time(run: tuple[CitySimulator, Ev
 def test_energy_readings_stay_in_the_pilot_grids_bands(run: tuple[CitySimulator, Events]) -> None:
     sim, events = run
     quality = [i for i in sim.injected if i.kind in QUALITY_KINDS and i.kind != COUNTER_FAULT]
+    (outage,) = [i for i in sim.injected if i.kind == FEEDER_OUTAGE]
     for reading in _parsed(events, Domain.energy):
         if any(i.source == reading.meter_id and i.start <= reading.observed_at < i.end for i in quality):
+            continue
+        if reading.feeder_id == outage.source and outage.start <= reading.observed_at < outage.end:
+            assert reading.voltage_v < 220 * 0.05 and reading.active_power_kw == 0 and reading.current_a == 0
             continue
         assert 220 * 0.97 <= reading.voltage_v <= 220 * 1.03
         assert 49.97 <= reading.frequency_hz <= 50.03
@@ -389,3 +399,34 @@ def test_the_low_power_factor_alerts_after_fifteen_minutes(zones: ZoneIndex) -> 
         (fault.source, {AlertStatus.open, AlertStatus.resolved})
     ]
     assert fault.start <= low_pf[0][3] < fault.start + timedelta(seconds=15)
+
+
+def test_the_injected_feeder_outage_and_silent_meter_make_one_alert_each(zones: ZoneIndex) -> None:
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=40)
+    sim = CitySimulator(zones, seed=5, start=start, sensors=SimSize(traffic_sensors=0, drones=0, meters=60))
+    events = sim.events_between(start, start + timedelta(minutes=30))
+    (outage,) = [i for i in sim.injected if i.kind == FEEDER_OUTAGE]
+    (silent,) = [i for i in sim.injected if i.kind == METER_OFFLINE]
+    settings = Settings(environment="test")
+    processor = EnergyProcessor(settings)
+    states: dict[str, dict[str, Any]] = defaultdict(dict)
+    feeders: dict[str, dict[str, Any]] = {}
+    alerts: dict[str, Alert] = {}
+    for reading in _parsed(events, Domain.energy):
+        out = BatchOutcome(Domain.energy, 60)
+        processor.process(reading, "z", states[reading.meter_id], out, True)
+        alerts.update(out.alerts)
+        for t in out.supply_transitions:  # as the sink does, one feeder state shared by every meter
+            feeders[t.feeder_id], made = feeder_step(t.feeder_id, feeders.get(t.feeder_id), [t], settings.energy)
+            alerts.update({a.id: a for a in made})
+    feeder_alerts = [a for a in alerts.values() if a.kind == FEEDER_OUTAGE]
+    assert [(a.source_id, a.status) for a in feeder_alerts] == [(outage.source, AlertStatus.resolved)]
+    assert feeder_alerts[0].data["affected_meters"] == outage.detail["meters"]
+    assert outage.start <= feeder_alerts[0].first_seen < outage.start + timedelta(seconds=15)
+    assert abs(feeder_alerts[0].data["outage_duration_s"] - (outage.end - outage.start).total_seconds()) <= 15
+    offline = [a for a in alerts.values() if a.kind == METER_OFFLINE]
+    assert [(a.source_id, a.status) for a in offline] == [(silent.source, AlertStatus.resolved)]
+    assert silent.start - timedelta(seconds=15) <= offline[0].first_seen < silent.start
+    # Neither the blackout nor the silence shows up as anything else: no sag, no spike on those meters.
+    dark_meters = set(outage.detail["meters"]) | {silent.source}
+    assert not [a for a in alerts.values() if a.source_id in dark_meters and a.kind not in (METER_OFFLINE,)]
