@@ -1,0 +1,124 @@
+"""Streaming anomaly scores for one sensor series (speed, occupancy or travel time), one reading at a time.
+
+The score of a reading depends only on it and the readings before it (no look-ahead). The state of a series
+is a small dict of numbers (fixed size, JSON-able) that the worker can keep in Redis per sensor; the
+functions here are pure and do no I/O.
+
+The detector is a robust z-score: a Huber-clipped exponentially weighted baseline and a clipped mean
+absolute deviation as its scale, so a single outlier moves neither by more than `clip` scale units. The
+z-score of a reading, or of its short-term level when that drifts away from the baseline, becomes a score in
+[0, 1) through 1 - exp(-z / temperature). Once a score reaches `alarm_score`, scores are damped for
+`cooldown` readings: one incident is reported once, not at every slow reading of it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from streams.exceptions import CitystreamError
+
+
+class SeriesInputError(CitystreamError):
+    """A series row is not `timestamp,value` with a finite number; the message names the line."""
+
+
+@dataclass(frozen=True)
+class AnomalyParams:
+    """The settings of one detector; the same for every series (none are learnt from labels)."""
+
+    baseline_weight: float = 0.01
+    level_weight: float = 0.5
+    level_gain: float = 0.0
+    clip: float = 4.0
+    warmup: int = 30
+    temperature: float = 8.0
+    alarm_score: float = 0.6
+    cooldown: int = 20
+    damping: float = 0.0
+
+
+DETECTORS: dict[str, AnomalyParams] = {
+    "robust-z": AnomalyParams(),
+    "robust-z-no-cooldown": AnomalyParams(cooldown=0),
+}
+DEFAULT_DETECTOR = "robust-z"
+
+
+def detector_params(name: str) -> AnomalyParams:
+    """Return the settings of a named detector, or fail listing the known names."""
+    try:
+        return DETECTORS[name]
+    except KeyError:
+        raise SeriesInputError(f"unknown detector {name!r}; known: {', '.join(sorted(DETECTORS))}") from None
+
+
+def initial_state() -> dict[str, Any]:
+    """Return the state of a series that has seen no reading yet."""
+    return {"n": 0, "base": 0.0, "scale": 0.0, "level": 0.0, "since_alarm": -1}
+
+
+def score_reading(state: dict[str, Any], value: float, params: AnomalyParams) -> float:
+    """Score one reading in [0, 1) against the series state, then fold the reading into that state."""
+    if not math.isfinite(value):
+        raise ValueError(f"reading is not a finite number: {value!r}")
+    n = state["n"]
+    state["n"] = n + 1
+    if n == 0:
+        state["base"] = state["level"] = value
+        state["scale"] = 0.05 * abs(value) + 1e-3
+        return 0.0
+    base, level = state["base"], state["level"]
+    scale = max(state["scale"], 1e-6)
+    residual = value - base
+    z = residual / scale
+    level += params.level_weight * (value - level)
+    drift = params.level_gain * abs(level - base) / scale
+    # Huber step: a reading moves the baseline and its scale by at most `clip` scale units.
+    clipped = max(-params.clip, min(params.clip, z))
+    state["base"] = base + params.baseline_weight * clipped * scale
+    state["scale"] = scale + params.baseline_weight * (min(abs(residual), params.clip * scale) - scale)
+    state["level"] = level
+    if n < params.warmup:
+        return 0.0
+    score = 1.0 - math.exp(-max(abs(z), drift) / params.temperature)
+    since = state["since_alarm"]
+    if 0 <= since < params.cooldown:
+        state["since_alarm"] = since + 1
+        return score * params.damping
+    if params.cooldown and score >= params.alarm_score:
+        state["since_alarm"] = 0
+    else:
+        state["since_alarm"] = -1
+    return score
+
+
+def score_series(values: Iterable[float], detector: str = DEFAULT_DETECTOR) -> list[float]:
+    """Score every reading of one series in order with a fresh state, as a worker would."""
+    params = detector_params(detector)
+    state = initial_state()
+    return [score_reading(state, value, params) for value in values]
+
+
+def parse_series_rows(lines: Iterable[str]) -> list[tuple[str, str]]:
+    """Parse a `timestamp,value` CSV (header first) into (timestamp, value text) pairs, or fail naming the line."""
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if number == 1:
+            continue
+        text = line.strip()
+        if not text:
+            continue
+        fields = [field.strip() for field in text.split(",")]
+        if len(fields) != 2 or not fields[0]:
+            raise SeriesInputError(f"line {number}: expected `timestamp,value`, got {text!r}")
+        try:
+            value = float(fields[1])
+        except ValueError:
+            raise SeriesInputError(f"line {number}: value {fields[1]!r} is not a number") from None
+        if not math.isfinite(value):
+            raise SeriesInputError(f"line {number}: value {fields[1]!r} is not a finite number")
+        rows.append((fields[0], fields[1]))
+    return rows
