@@ -10,8 +10,11 @@ from redis.asyncio import Redis
 
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
-from api.routes import aggregates, alerts, health, ingest, stats, zones
+from api.metrics import LatencyHistogram, RequestTimer
+from api.options import api_options
+from api.routes import aggregates, alerts, health, ingest, metrics, snoozes, stats, zones
 from api.services.ingest import Ingestor
+from api.services.metrics import AlertCountCache
 from geo.zones import ZoneIndex
 from processors.windows import WindowStore
 from streams.keys import Keys
@@ -22,19 +25,37 @@ from streams.topics import Topics
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API for the given settings (default: from CITY_* variables)."""
     settings = settings or Settings()
+    options = api_options(settings)
+    latency = LatencyHistogram()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url = settings.redis.url.get_secret_value()
         redis = Redis.from_url(
-            settings.redis.url.get_secret_value(),
-            socket_timeout=settings.redis.socket_timeout_s,
+            url, socket_timeout=settings.redis.socket_timeout_s, socket_connect_timeout=settings.api.health_timeout_s
+        )
+        # Live clients block in XREAD for a heartbeat at a time: their own pool, with a timeout past that.
+        stream_redis = Redis.from_url(
+            url,
+            socket_timeout=options.sse_heartbeat_s + settings.redis.socket_timeout_s,
             socket_connect_timeout=settings.api.health_timeout_s,
         )
         keys = Keys(settings.redis.key_prefix)
         app.state.settings = settings
+        app.state.options = options
         app.state.redis = redis
+        app.state.stream_redis = stream_redis
         app.state.keys = keys
+        app.state.latency = latency
+        app.state.alert_counts = AlertCountCache()
         app.state.zones = ZoneIndex.from_file(settings.zones_file)
+        app.state.window_stores = {
+            size: WindowStore(redis, keys, size, Topics(settings.kafka.topic_namespace))
+            for size in sorted(
+                {s for d in ("traffic", "drone", "energy") for s in settings.worker.zone_sizes(d)}
+                | {s for d in ("traffic", "drone", "energy") for s in settings.worker.source_sizes(d)}
+            )
+        }
         app.state.windows = WindowStore(
             redis, keys, settings.worker.window_seconds, Topics(settings.kafka.topic_namespace)
         )
@@ -43,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             app.state.ingestor.close()
+            await stream_redis.aclose()
             await redis.aclose()
 
     app = FastAPI(
@@ -53,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
-    for module in (health, stats, alerts, aggregates, zones, ingest):
+    app.add_middleware(RequestTimer, histogram=latency)
+    for module in (health, metrics, stats, alerts, snoozes, aggregates, zones, ingest):
         app.include_router(module.router)
     return app

@@ -7,6 +7,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from redis.asyncio import Redis
 
+from api.auth import Principal
+from api.options import ApiOptions
 from api.services.ingest import Ingestor
 from geo.zones import ZoneIndex
 from processors.windows import WindowStore
@@ -34,6 +36,10 @@ def _windows(request: Request) -> WindowStore:
     return request.app.state.windows  # type: ignore[no-any-return]
 
 
+def _window_stores(request: Request) -> dict[int, WindowStore]:
+    return request.app.state.window_stores  # type: ignore[no-any-return]
+
+
 def _ingestor(request: Request) -> Ingestor:
     return request.app.state.ingestor  # type: ignore[no-any-return]
 
@@ -43,4 +49,22 @@ RedisDep = Annotated[Redis, Depends(_redis)]
 KeysDep = Annotated[Keys, Depends(_keys)]
 ZonesDep = Annotated[ZoneIndex, Depends(_zones)]
 WindowsDep = Annotated[WindowStore, Depends(_windows)]
+WindowStoresDep = Annotated[dict[int, WindowStore], Depends(_window_stores)]
 IngestorDep = Annotated[Ingestor, Depends(_ingestor)]
+
+
+def _options(request: Request) -> ApiOptions:
+    return request.app.state.options  # type: ignore[no-any-return]
+
+
+def _stream_redis(request: Request) -> Redis:
+    return request.app.state.stream_redis  # type: ignore[no-any-return]
+
+
+def _principal(request: Request) -> Principal:
+    return request.state.principal  # type: ignore[no-any-return]
+
+
+OptionsDep = Annotated[ApiOptions, Depends(_options)]
+StreamRedisDep = Annotated[Redis, Depends(_stream_redis)]
+CurrentPrincipal = Annotated[Principal, Depends(_principal)]

@@ -11,10 +11,16 @@ from redis.exceptions import RedisError
 from api.exceptions import (
     AllItemsRejectedError,
     BadCursorError,
+    BadRequestError,
+    ConflictError,
+    ForbiddenError,
     KafkaUnavailableError,
     NotFoundError,
     PayloadTooLargeError,
+    RateLimitedError,
+    UnauthorizedError,
     UnknownMetricError,
+    UnknownWindowError,
 )
 from geo.exceptions import GeoError
 from streams.exceptions import CitystreamError, PublishError
@@ -23,7 +29,13 @@ log = logging.getLogger(__name__)
 
 STATUS_BY_ERROR: dict[type[Exception], int] = {
     BadCursorError: 400,
+    BadRequestError: 400,
+    UnauthorizedError: 401,
+    ForbiddenError: 403,
+    ConflictError: 409,
+    RateLimitedError: 429,
     UnknownMetricError: 422,
+    UnknownWindowError: 422,
     GeoError: 400,
     NotFoundError: 404,
     PayloadTooLargeError: 413,
@@ -46,7 +58,7 @@ def install_error_handlers(app: FastAPI) -> None:
         body: dict[str, object] = {"detail": str(exc)}
         if isinstance(exc, AllItemsRejectedError):
             body = {"detail": "every item was rejected", "accepted": 0, "rejected": exc.rejected}
-        return JSONResponse(status_code=status, content=body)
+        return JSONResponse(status_code=status, content=body, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RedisError)
     async def redis_error(request: Request, exc: RedisError) -> JSONResponse:

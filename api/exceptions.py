@@ -11,6 +11,10 @@ class UnknownMetricError(CitystreamError):
     """A query names a metric no domain produces."""
 
 
+class UnknownWindowError(CitystreamError):
+    """A window size that is not kept."""
+
+
 class NotFoundError(CitystreamError):
     """The requested resource does not exist."""
 
@@ -29,3 +33,31 @@ class AllItemsRejectedError(CitystreamError):
 
 class KafkaUnavailableError(CitystreamError):
     """Kafka could not be reached or did not acknowledge."""
+
+
+class UnauthorizedError(CitystreamError):
+    """No API key, or one this API does not know (never issued or revoked)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.headers = {"WWW-Authenticate": 'Bearer realm="citystream"'}
+
+
+class ForbiddenError(CitystreamError):
+    """The API key's role may not use this route."""
+
+
+class ConflictError(CitystreamError):
+    """The request contradicts the current state, e.g. acknowledging a resolved alert."""
+
+
+class BadRequestError(CitystreamError):
+    """A request parameter or header is malformed; the message says which."""
+
+
+class RateLimitedError(CitystreamError):
+    """An API key sent more requests than its role's rate allows."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after_s)}

@@ -1,4 +1,4 @@
-"""The `citystream` command: worker, api, publish, simulate, demo, topics."""
+"""The `citystream` command: worker, api, publish, simulate, demo, topics, score-csv."""
 
 from __future__ import annotations
 
@@ -86,6 +86,51 @@ def _topics(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _keys(args: argparse.Namespace, settings: Settings) -> int:
+    import redis
+
+    from api.auth import create_key, list_keys, revoke_key
+    from streams.keys import Keys
+
+    client = redis.Redis.from_url(settings.redis.url.get_secret_value())
+    keys = Keys(settings.redis.key_prefix)
+    try:
+        if args.action == "create":
+            print(create_key(client, keys, args.role, args.name))
+            print(f"key {args.name!r} ({args.role}) created; it is shown only this once", file=sys.stderr)
+        elif args.action == "list":
+            for key in list_keys(client, keys):
+                state = f"revoked {key.revoked_at.isoformat()}" if key.revoked_at else "active"
+                print(f"{key.name}\t{key.role}\tcreated {key.created_at.isoformat()}\t{state}")
+        else:
+            revoke_key(client, keys, args.name)
+            print(f"key {args.name!r} revoked")
+    except redis.RedisError as exc:
+        raise CitystreamError(f"Redis is unreachable at CITY_REDIS__URL ({exc}); start it or set the URL") from exc
+    finally:
+        client.close()
+    return 0
+
+
+def _score_csv(args: argparse.Namespace, settings: Settings) -> int:
+    from processors.traffic.anomaly import parse_series_rows, score_series
+
+    path = Path(args.file)
+    try:
+        with path.open() as handle:
+            rows = parse_series_rows(handle)
+    except OSError as exc:
+        raise CitystreamError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except CitystreamError as exc:
+        raise CitystreamError(f"{path}: {exc}") from None
+    scores = score_series((float(value) for _, value in rows), args.detector)
+    out = sys.stdout
+    out.write("timestamp,value,anomaly_score\n")
+    for (timestamp, value), score in zip(rows, scores, strict=True):
+        out.write(f"{timestamp},{value},{score!r}\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="citystream", description=__doc__)
@@ -117,6 +162,21 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("--for", dest="duration", type=float, default=None, help="seconds to run")
     cluster.set_defaults(func=_cluster)
     sub.add_parser("topics", help="create any missing citystream topic").set_defaults(func=_topics)
+    keys = sub.add_parser("keys", help="create, list and revoke API keys")
+    keys_sub = keys.add_subparsers(dest="action", required=True)
+    create = keys_sub.add_parser("create", help="create a key and print it (only this once)")
+    create.add_argument("--role", required=True, choices=["gateway", "operator", "planner", "admin"])
+    create.add_argument("--name", required=True)
+    keys_sub.add_parser("list", help="list keys by name, role and state (never the keys themselves)")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by name")
+    revoke.add_argument("name")
+    keys.set_defaults(func=_keys)
+    from processors.traffic.anomaly import DEFAULT_DETECTOR, DETECTORS
+
+    score = sub.add_parser("score-csv", help="score a timestamp,value CSV with a streaming anomaly detector")
+    score.add_argument("file", help="CSV with a header line and timestamp,value rows (as NAB data files)")
+    score.add_argument("--detector", default=DEFAULT_DETECTOR, choices=sorted(DETECTORS))
+    score.set_defaults(func=_score_csv)
     return parser
 
 

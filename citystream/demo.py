@@ -7,6 +7,7 @@ servers are used instead. Every process the demo starts is stopped when it ends.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from citystream.servers import RedisServer, ServerProcess, TansuServer, free_port
 from streams.settings import Settings
@@ -60,14 +62,36 @@ def _stop(procs: dict[str, subprocess.Popen[bytes]]) -> None:
             proc.wait()
 
 
-def _status(api_url: str) -> str:
+def _get(url: str, key: str, timeout: float) -> Any:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(request, timeout=timeout) as r:
+        return json.load(r)
+
+
+def _create_keys(redis_url: str, prefix: str) -> dict[str, str]:
+    """Create one API key per role for the demo (names demo-<role>)."""
+    import redis
+
+    from api.auth import create_key, revoke_key
+    from api.exceptions import NotFoundError
+    from api.roles import Role
+    from streams.keys import Keys
+
+    client = redis.Redis.from_url(redis_url)
     try:
-        with urllib.request.urlopen(f"{api_url}/alerts?limit=1000", timeout=2) as r:
-            alerts = json.load(r)["items"]
-        with urllib.request.urlopen(f"{api_url}/aggregates?metric=readings&limit=50000", timeout=5) as r:
-            windows = len(json.load(r)["items"])
-        with urllib.request.urlopen(f"{api_url}/aggregates?metric=fixes&limit=50000", timeout=5) as r:
-            windows += len(json.load(r)["items"])
+        for role in Role:  # a rerun on the same Redis: replace the demo's keys
+            with contextlib.suppress(NotFoundError):
+                revoke_key(client, Keys(prefix), f"demo-{role.value}")
+        return {role.value: create_key(client, Keys(prefix), role, f"demo-{role.value}") for role in Role}
+    finally:
+        client.close()
+
+
+def _status(api_url: str, key: str) -> str:
+    try:
+        alerts = _get(f"{api_url}/alerts?limit=1000", key, 2)["items"]
+        windows = len(_get(f"{api_url}/aggregates?metric=readings&limit=50000", key, 5)["items"])
+        windows += len(_get(f"{api_url}/aggregates?metric=fixes&limit=50000", key, 5)["items"])
     except OSError as exc:
         return f"API not answering yet ({exc})"
     per_domain = {d: sum(1 for a in alerts if a["domain"] == d) for d in ("traffic", "drone", "energy")}
@@ -106,10 +130,21 @@ def run_demo(settings: Settings, duration_s: float | None, rate: float, api_port
             }
         )
         ensure_topics(demo_settings.kafka)
+        api_keys = _create_keys(env["CITY_REDIS__URL"], settings.redis.key_prefix)
         procs["worker"] = _spawn("worker", ["worker"], env)
         procs["api"] = _spawn("api", ["api", "--port", str(port)], env)
         procs["simulate"] = _spawn(
-            "simulate", ["simulate", "--seed", "7", "--rate", str(rate), "--backfill", str(BACKFILL_S)], env
+            "simulate",
+            [
+                "simulate",
+                "--seed",
+                "7",
+                "--rate",
+                str(rate),
+                "--backfill",
+                str(BACKFILL_S),
+            ],
+            env,
         )
         pids = [s.pid for s in servers] + [p.pid for p in procs.values()]
         (RUN_DIR / "pids").write_text("\n".join(str(p) for p in pids if p) + "\n")
@@ -118,19 +153,27 @@ def run_demo(settings: Settings, duration_s: float | None, rate: float, api_port
         print(f"demo: alerts     {api_url}/alerts", flush=True)
         print(f"demo: aggregates {api_url}/aggregates", flush=True)
         print(f"demo: logs       {RUN_DIR}/{{worker,api,simulate}}.log", flush=True)
-        print("demo: running" + (f" for {duration_s:g} s" if duration_s else "; Ctrl-C stops everything"), flush=True)
+        for role, key in api_keys.items():
+            print(f"demo: key {role:<9}{key}", flush=True)
+        print(
+            "demo: running" + (f" for {duration_s:g} s" if duration_s else "; Ctrl-C stops everything"),
+            flush=True,
+        )
         started = time.monotonic()
         next_status = started + STATUS_EVERY_S
         while duration_s is None or time.monotonic() - started < duration_s:
             for name, proc in procs.items():
                 if proc.poll() is not None:
-                    print(f"demo: {name} exited with {proc.returncode}; see {RUN_DIR}/{name}.log", file=sys.stderr)
+                    print(
+                        f"demo: {name} exited with {proc.returncode}; see {RUN_DIR}/{name}.log",
+                        file=sys.stderr,
+                    )
                     return 1
             if time.monotonic() >= next_status:
-                print(f"demo: {_status(api_url)}", flush=True)
+                print(f"demo: {_status(api_url, api_keys['admin'])}", flush=True)
                 next_status += STATUS_EVERY_S
             time.sleep(0.5)
-        print(f"demo: {_status(api_url)}", flush=True)
+        print(f"demo: {_status(api_url, api_keys['admin'])}", flush=True)
         return 0
     except (KeyboardInterrupt, DemoStopped):
         return 0

@@ -192,8 +192,15 @@ class EnergyRules(BaseModel):
         return self.nominal_voltage_v * self.interruption_pct / 100
 
 
+class RateLimit(BaseModel):
+    """A token bucket: `per_s` requests a second on average, bursts of up to `burst`."""
+
+    per_s: float = Field(gt=0)
+    burst: int = Field(ge=1)
+
+
 class ApiSettings(BaseModel):
-    """How the HTTP service listens and what it accepts."""
+    """How the HTTP service listens, what it accepts, who may do what, and how it pushes alerts."""
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -201,6 +208,29 @@ class ApiSettings(BaseModel):
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     ingest_timeout_s: float = Field(15.0, gt=0)
     health_timeout_s: float = Field(2.0, gt=0)
+    auth_enabled: bool = Field(True, description="require an API key (off only for local experiments)")
+    ingest_rate: dict[str, RateLimit] = Field(
+        default_factory=lambda: {
+            "gateway": RateLimit(per_s=50, burst=100),
+            "admin": RateLimit(per_s=50, burst=100),
+        },
+        description="ingest requests per API key, by role; a role not listed is not limited",
+    )
+    flapping_episodes: int = Field(4, ge=2, description="this many episodes of one rule and source ...")
+    flapping_minutes: float = Field(10.0, gt=0, description="... opened within this many minutes is flapping")
+    sse_heartbeat_s: float = Field(15.0, gt=0, le=300)
+    sse_batch: int = Field(100, ge=1, le=10_000, description="stream entries one live client holds at most")
+    metrics_refresh_s: float = Field(10.0, ge=0)
+    metrics_alert_sample: int = Field(5000, ge=100, description="alerts read per /metrics refresh at most")
+
+    @model_validator(mode="after")
+    def _rate_roles_exist(self) -> ApiSettings:
+        unknown = set(self.ingest_rate) - {"gateway", "operator", "planner", "admin"}
+        if unknown:
+            raise ValueError(
+                f"CITY_API__INGEST_RATE names {sorted(unknown)}: roles are gateway, operator, planner, admin"
+            )
+        return self
 
 
 class Settings(BaseSettings):

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Depends
 
+from api.auth import require
 from api.deps import IngestorDep
+from api.ratelimit import ingest_rate_limit
+from api.roles import Role
 from api.services.ingest import IngestReport
 from streams.models import Domain
 
-router = APIRouter(prefix="/ingest", tags=["ingest"])
+router = APIRouter(
+    prefix="/ingest", tags=["ingest"], dependencies=[Depends(require(Role.gateway)), Depends(ingest_rate_limit)]
+)
 
 
 @router.post(
@@ -18,6 +23,7 @@ router = APIRouter(prefix="/ingest", tags=["ingest"])
     response_model=IngestReport,
     responses={
         413: {"description": "too many items in one request"},
+        429: {"description": "the key is over its ingest rate; retry after Retry-After seconds"},
         422: {"description": "every item was rejected; `rejected` lists each index and reason"},
         503: {"description": "Kafka did not acknowledge; retry"},
     },

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
+from api.auth import require
 from api.deps import KeysDep, RedisDep
+from api.roles import Role
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], dependencies=[Depends(require(Role.operator, Role.planner))])
 
 
 class TopicCounters(BaseModel):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
+from api.auth import require
 from api.deps import ZonesDep
+from api.roles import Role
 
-router = APIRouter(prefix="/zones", tags=["zones"])
+router = APIRouter(prefix="/zones", tags=["zones"], dependencies=[Depends(require(Role.planner))])
 
 
 @router.get("")

@@ -1,19 +1,47 @@
-"""Read alerts from Redis: filters, newest first, cursor pagination stable under inserts."""
+"""List, count and read alerts: filters, folding of flapping ones, sorting and cursor pagination.
+
+Sorting by first_seen walks the alert index and stops at the page's end. Sorting by last_seen or
+severity must read every alert the filters may match (up to SCAN_LIMIT), then sorts them in memory.
+A cursor names the last row's sort key, so pages stay stable while alerts are added.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import cast
 
 from redis.asyncio import Redis
 
 from api.exceptions import BadCursorError, NotFoundError
+from api.models import AlertCounts, AlertRead, AlertReadPage
+from api.options import ApiOptions
+from api.services.alert_view import AlertReader, epoch_ms
 from streams.keys import Keys
-from streams.models import Alert, AlertPage, AlertStatus, Domain, Severity
+from streams.models import AlertStatus, Domain, Severity
 
 SCAN_CHUNK = 500
 SCAN_LIMIT = 200_000
+ACTIVE = frozenset({AlertStatus.open, AlertStatus.acknowledged})
+SEVERITY_RANK = {s: i for i, s in enumerate(Severity)}
+
+SortKey = tuple[int, int, str]
+
+
+class SortField(StrEnum):
+    """What a list is ordered by."""
+
+    first_seen = "first_seen"
+    last_seen = "last_seen"
+    severity = "severity"
+
+
+class SortOrder(StrEnum):
+    """Ascending or descending."""
+
+    asc = "asc"
+    desc = "desc"
 
 
 @dataclass(frozen=True)
@@ -25,67 +53,165 @@ class AlertFilter:
     severity: frozenset[Severity] | None = None
     status: frozenset[AlertStatus] | None = None
     zone_id: str | None = None
+    assignee: str | None = None
     since: datetime | None = None
+    until: datetime | None = None
+    text: str | None = None
+    include_snoozed: bool = False
+    fold: bool = True
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
-    def matches(self, alert: Alert) -> bool:
-        """Return whether an alert passes every filter."""
+    def matches(self, alert: AlertRead) -> bool:
+        """Return whether an alert passes every filter (seen within [since, until], text in source_id)."""
         return (
             (self.domain is None or alert.domain == self.domain)
             and (self.kind is None or alert.kind == self.kind)
             and (self.severity is None or alert.severity in self.severity)
             and (self.status is None or alert.status in self.status)
             and (self.zone_id is None or alert.zone_id == self.zone_id)
+            and (self.assignee is None or alert.assignee == self.assignee)
             and (self.since is None or alert.last_seen >= self.since)
+            and (self.until is None or alert.first_seen <= self.until)
+            and (self.text is None or self.text.lower() in alert.source_id.lower())
+            and (self.include_snoozed or alert.snoozed_until is None)
         )
 
 
-def _parse_cursor(cursor: str) -> tuple[int, str]:
-    score, sep, alert_id = cursor.partition(":")
-    if not sep or not score.lstrip("-").isdigit() or not alert_id:
+def sort_key(alert: AlertRead, by: SortField) -> SortKey:
+    """Return the key an alert is ordered by: the field, then first_seen, then id."""
+    first = epoch_ms(alert.first_seen)
+    primary = {
+        SortField.first_seen: first,
+        SortField.last_seen: epoch_ms(alert.last_seen),
+        SortField.severity: SEVERITY_RANK[alert.severity],
+    }[by]
+    return primary, first, alert.id
+
+
+def _cursor(key: SortKey) -> str:
+    return f"{key[0]}:{key[1]}:{key[2]}"
+
+
+def _parse_cursor(cursor: str) -> SortKey:
+    parts = cursor.split(":", 2)
+    if len(parts) != 3 or not all(p.lstrip("-").isdigit() for p in parts[:2]) or not parts[2]:
         raise BadCursorError(f"cursor {cursor!r} is not one this API issued; start again without a cursor")
-    return int(score), alert_id
+    return int(parts[0]), int(parts[1]), parts[2]
 
 
-async def get_alert(redis: Redis, keys: Keys, alert_id: str) -> Alert:
-    """Return one alert or raise NotFoundError."""
-    raw = await redis.get(keys.alert(alert_id))
-    if raw is None:
-        raise NotFoundError(f"no alert with id {alert_id!r}")
-    return Alert.model_validate_json(raw)
+def _after(key: SortKey, cursor: SortKey | None, desc: bool) -> bool:
+    return cursor is None or (key < cursor if desc else key > cursor)
 
 
-async def list_alerts(redis: Redis, keys: Keys, flt: AlertFilter, limit: int, cursor: str | None) -> AlertPage:
-    """Return up to `limit` matching alerts, newest first_seen first, and the cursor of the next page."""
-    max_score: float = float("inf")
-    after: tuple[int, str] | None = None
-    if cursor:
-        after = _parse_cursor(cursor)
-        max_score = after[0]
-    items: list[Alert] = []
-    scanned = 0
-    offset = 0
-    while len(items) < limit and scanned < SCAN_LIMIT:
-        chunk = cast(
-            list[tuple[bytes | str, float]],
-            await redis.zrevrangebyscore(
-                keys.alert_index, max_score, "-inf", start=offset, num=SCAN_CHUNK, withscores=True
-            ),
-        )
-        if not chunk:
-            return AlertPage(items=items)
-        offset += len(chunk)
-        scanned += len(chunk)
-        ids = [(m.decode() if isinstance(m, bytes) else m, int(s)) for m, s in chunk]
-        if after is not None:
-            # Same-score members come in reverse lexicographic order; skip up to and including the cursor's.
-            ids = [(i, s) for i, s in ids if s < after[0] or i < after[1]]
-        raws = await redis.mget([keys.alert(i) for i, _ in ids]) if ids else []
-        for (alert_id, score), raw in zip(ids, raws, strict=True):
-            if raw is None:
-                continue
-            alert = Alert.model_validate_json(raw)
-            if flt.matches(alert):
-                items.append(alert)
+async def _visible(reader: AlertReader, flt: AlertFilter, alert: AlertRead | None) -> AlertRead | None:
+    """Return the row to show for an alert, or None if the filters or a flapping fold hide it."""
+    if alert is None or not flt.matches(alert):
+        return None
+    alert = reader.with_flapping(alert)
+    if not flt.fold:
+        return alert
+    head = reader.fold_head(alert)
+    if head is not None and flt.matches(head):
+        return None
+    if alert.flapping:
+        folded = sum(1 for member in reader.folded_members(alert) if flt.matches(member))
+        alert = alert.model_copy(update={"folded": folded})
+    return alert
+
+
+async def _scan_by_first_seen(
+    reader: AlertReader, flt: AlertFilter, desc: bool, limit: int, cursor: SortKey | None
+) -> AlertReadPage:
+    index = reader.keys.alert_index
+    top = float(epoch_ms(flt.until)) if flt.until else float("inf")
+    if cursor is not None:
+        top = min(top, cursor[0]) if desc else top
+    bottom = float(cursor[0]) if cursor is not None and not desc else float("-inf")
+    items: list[AlertRead] = []
+    offset = scanned = 0
+    last: SortKey | None = None
+    while scanned < SCAN_LIMIT:
+        if desc:
+            chunk = await reader.client.zrevrangebyscore(index, top, bottom, offset, SCAN_CHUNK, withscores=True)
+        else:
+            chunk = await reader.client.zrangebyscore(index, bottom, top, offset, SCAN_CHUNK, withscores=True)
+        entries = [(_text(m), int(s)) for m, s in cast(list[tuple[bytes | str, float]], chunk)]
+        if not entries:
+            return AlertReadPage(items=items)
+        offset += len(entries)
+        scanned += len(entries)
+        entries = [(i, s) for i, s in entries if _after((s, s, i), cursor, desc)]
+        if not entries:
+            continue
+        await reader.ensure_context(min(s for _, s in entries), max(s for _, s in entries))
+        for (alert_id, score), alert in zip(entries, await reader.load([i for i, _ in entries]), strict=True):
+            last = (score, score, alert_id)
+            row = await _visible(reader, flt, alert)
+            if row is not None:
+                items.append(row)
                 if len(items) == limit:
-                    return AlertPage(items=items, next_cursor=f"{score}:{alert_id}")
-    return AlertPage(items=items, next_cursor=None)
+                    return AlertReadPage(items=items, next_cursor=_cursor(last))
+    return AlertReadPage(items=items, next_cursor=_cursor(last) if last else None)
+
+
+async def _every_match(reader: AlertReader, flt: AlertFilter) -> list[AlertRead]:
+    top = float(epoch_ms(flt.until)) if flt.until else float("inf")
+    await reader.ensure_context(float("-inf"), top)
+    members = cast(
+        list[bytes | str],
+        await reader.client.zrevrangebyscore(reader.keys.alert_index, top, "-inf", start=0, num=SCAN_LIMIT),
+    )
+    rows = [await _visible(reader, flt, alert) for alert in await reader.load([_text(m) for m in members])]
+    return [row for row in rows if row is not None]
+
+
+def new_reader(client: Redis, keys: Keys, options: ApiOptions, flt: AlertFilter) -> AlertReader:
+    """Return a reader for one request."""
+    return AlertReader(client, keys, options, flt.now)
+
+
+async def list_alerts(
+    client: Redis,
+    keys: Keys,
+    options: ApiOptions,
+    flt: AlertFilter,
+    limit: int,
+    cursor: str | None,
+    sort: SortField = SortField.first_seen,
+    order: SortOrder = SortOrder.desc,
+) -> AlertReadPage:
+    """Return up to `limit` matching rows in the asked order and the cursor of the next page."""
+    after = _parse_cursor(cursor) if cursor else None
+    reader = new_reader(client, keys, options, flt)
+    desc = order == SortOrder.desc
+    if sort == SortField.first_seen:
+        return await _scan_by_first_seen(reader, flt, desc, limit, after)
+    rows = sorted(await _every_match(reader, flt), key=lambda a: sort_key(a, sort), reverse=desc)
+    rows = [a for a in rows if _after(sort_key(a, sort), after, desc)]
+    page = rows[:limit]
+    more = len(rows) > limit
+    return AlertReadPage(items=page, next_cursor=_cursor(sort_key(page[-1], sort)) if more else None)
+
+
+async def count_alerts(client: Redis, keys: Keys, options: ApiOptions, flt: AlertFilter) -> AlertCounts:
+    """Return how many rows the list would show, per severity."""
+    rows = await _every_match(new_reader(client, keys, options, flt), flt)
+    by_severity = dict.fromkeys(Severity, 0)
+    for row in rows:
+        by_severity[row.severity] += 1
+    return AlertCounts(total=len(rows), by_severity=by_severity)
+
+
+async def get_alert(client: Redis, keys: Keys, options: ApiOptions, alert_id: str) -> AlertRead:
+    """Return one alert as operators see it, or raise NotFoundError."""
+    reader = AlertReader(client, keys, options, datetime.now(UTC))
+    (alert,) = await reader.load([alert_id])
+    if alert is None:
+        raise NotFoundError(f"no alert with id {alert_id!r}")
+    first = epoch_ms(alert.first_seen)
+    await reader.ensure_context(first, first)
+    return reader.with_flapping(alert)
+
+
+def _text(member: bytes | str) -> str:
+    return member.decode() if isinstance(member, bytes) else member

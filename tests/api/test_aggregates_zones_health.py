@@ -100,7 +100,7 @@ def test_health_names_kafka_when_it_is_down(client: TestClient) -> None:
 
 def test_redis_down_is_503_naming_redis_not_500(redis_server: RedisServer) -> None:
     settings = api_settings(f"redis://127.0.0.1:{free_port()}/0")
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings), headers={"Authorization": "Bearer cs_any"}) as c:
         health = c.get("/health")
         alerts = c.get("/alerts")
         aggregates = c.get("/aggregates")
@@ -149,3 +149,37 @@ def test_an_unknown_metric_is_a_422_listing_the_known_ones(client: TestClient) -
     assert response.status_code == 422
     assert "drones_airborne" in response.json()["detail"] and "avg_speed_kmh" in response.json()["detail"]
     assert client.get("/aggregates", params={"metric": "avg_speed_kmh"}).status_code == 200
+
+
+def test_settlement_windows_of_meters_and_feeders_by_window_size(client: TestClient, settings: Settings) -> None:
+    interval = START - START % 900_000
+
+    async def write() -> None:
+        client_ = Redis.from_url(settings.redis.url.get_secret_value())
+        sink = RedisSink(client_, Keys(settings.redis.key_prefix))
+        out = BatchOutcome(Domain.energy, 60, zone_sizes=(60, 900), source_sizes=(900,))
+        for k, wh in enumerate((10, 20, 30)):
+            sums = {"n": 1, "wh": wh, "mv": 220_000}
+            out.add_reading(
+                "changan", interval + k * 60_000, sums, {"max_w": 1000 * (k + 1)}, groups=("meter:M1", "feeder:F1")
+            )
+        assert (await sink.commit("e", 0, -1, 2, out, {})).applied
+        await client_.aclose()
+
+    asyncio.run(write())
+    params = {"domain": "energy", "metric": "energy_kwh", "window": 900}
+    settled = client.get("/aggregates", params=params | {"zone": "feeder:F1"}).json()["items"]
+    assert [(a["zone_id"], a["value"], a["window_start"]) for a in settled] == [
+        ("feeder:F1", 0.06, iso(interval).replace("+00:00", "Z"))
+    ]
+    zone = client.get("/aggregates", params=params | {"zone": "changan"}).json()["items"]
+    assert [a["value"] for a in zone] == [0.06]
+    minutes = client.get("/aggregates", params={"domain": "energy", "metric": "energy_kwh", "zone": "changan"}).json()
+    assert [a["value"] for a in minutes["items"]] == [0.01, 0.02, 0.03]
+    peak = client.get(
+        "/aggregates", params={"domain": "energy", "metric": "peak_kw", "window": 900, "zone": "meter:M1"}
+    )
+    assert [a["value"] for a in peak.json()["items"]] == [3.0]
+    refused = client.get("/aggregates", params={"domain": "drone", "window": 900})
+    assert refused.status_code == 422 and "drone [60, 3600]" in refused.json()["detail"]
+    assert client.get("/aggregates/windows").json()["energy"] == {"zone": [60, 900], "group": [900]}

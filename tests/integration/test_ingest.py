@@ -6,10 +6,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.auth import create_key
 from citystream.servers import RedisServer
+from streams.keys import Keys
 from streams.topics import ensure_topics
 from tests.support.deployment import isolated_settings
 from tests.support.worker import WorkerProcess, wait_until
@@ -39,10 +42,20 @@ def test_mixed_batch_names_each_rejected_item_and_valid_ones_reach_aggregates(
 ) -> None:
     settings = isolated_settings("ing", kafka_bootstrap, redis_server.url, api={"ingest_max_items": 100})
     ensure_topics(settings.kafka)
-    items = [reading(0), reading(1, lat=200), reading(2), "not an object", reading(4, occupancy=1.7), reading(5)]
+    items = [
+        reading(0),
+        reading(1, lat=200),
+        reading(2),
+        "not an object",
+        reading(4, occupancy=1.7),
+        reading(5),
+    ]
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
     try:
-        with TestClient(create_app(settings)) as client:
+        admin = redis.Redis.from_url(settings.redis.url.get_secret_value())
+        key = create_key(admin, Keys(settings.redis.key_prefix), "admin", "ingest-test")
+        admin.close()
+        with TestClient(create_app(settings), headers={"Authorization": f"Bearer {key}"}) as client:
             response = client.post("/ingest/traffic", json=items)
             assert response.status_code == 200, response.text
             body = response.json()
@@ -59,9 +72,10 @@ def test_mixed_batch_names_each_rejected_item_and_valid_ones_reach_aggregates(
             assert client.post("/ingest/traffic", json=[reading(0)] * 101).status_code == 413
 
             def counted() -> bool:
-                items = client.get("/aggregates", params={"domain": "traffic", "metric": "vehicle_count"}).json()[
-                    "items"
-                ]
+                items = client.get(
+                    "/aggregates",
+                    params={"domain": "traffic", "metric": "vehicle_count"},
+                ).json()["items"]
                 return sum(a["value"] for a in items) == 10 + 12 + 15
 
             wait_until(counted, 60, "the three accepted readings in the aggregates", worker)

@@ -18,10 +18,11 @@ from streams.settings import Settings
 from tests.support.worker import child_env, settings_env, wait_until
 
 
-def get(url: str) -> tuple[int, dict[str, Any]]:
-    """Return the status and JSON body of a GET, 4xx/5xx included."""
+def get(url: str, key: str | None = None) -> tuple[int, dict[str, Any]]:
+    """Return the status and JSON body of a GET (with an API key if given), 4xx/5xx included."""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"} if key else {})
     try:
-        with urllib.request.urlopen(url, timeout=5) as r:
+        with urllib.request.urlopen(request, timeout=5) as r:
             return r.status, json.load(r)
     except urllib.error.HTTPError as exc:
         return exc.code, json.load(exc)
@@ -39,7 +40,13 @@ def _answers(url: str) -> bool:
 def api_process(settings: Settings, log: Path) -> Iterator[str]:
     """Run `citystream api` for the settings on a free port; yield its base URL."""
     port = free_port()
-    env = {**child_env(), **settings_env(settings), "CITY_API__HEALTH_TIMEOUT_S": "1"}
+    # The fault tests read /alerts while Redis is down, when no key could be checked: they run without auth.
+    env = {
+        **child_env(),
+        **settings_env(settings),
+        "CITY_API__HEALTH_TIMEOUT_S": "1",
+        "CITY_API__AUTH_ENABLED": "false",
+    }
     with log.open("ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "citystream", "api", "--port", str(port)],
@@ -57,7 +64,11 @@ def api_process(settings: Settings, log: Path) -> Iterator[str]:
 
 
 def outage(
-    server: ServerProcess, name: str, seconds: float, api_url: str, while_down: Callable[[], None] = lambda: None
+    server: ServerProcess,
+    name: str,
+    seconds: float,
+    api_url: str,
+    while_down: Callable[[], None] = lambda: None,
 ) -> float:
     """Stop a server for `seconds`, asserting the API answers 503 naming it meanwhile; return the time it was down.
 
