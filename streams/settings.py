@@ -143,6 +143,10 @@ class EnergyRules(BaseModel):
     spike_min_kw: float = Field(2.0, ge=0)
     spike_min_samples: int = Field(10, ge=1)
     baseline_alpha: float = Field(0.1, gt=0, le=1)
+    spike_min_hour_samples: int = Field(
+        4, ge=1, description="readings an hour of the week needs before its own baseline replaces the overall one"
+    )
+    local_utc_offset_h: float = Field(8.0, ge=-12, le=14, description="local time for hours of the week (China: +8)")
     min_interval_s: float = Field(1.0, ge=0, description="readings of one meter closer than this are a flood")
     offline_after_s: float = Field(
         900.0, gt=0, description="a meter silent this long is offline (one settlement interval without a reading)"

@@ -13,13 +13,41 @@ LOAD_SPIKE = "load_spike"
 MIN_BASELINE_KW = 0.1
 
 
+def hour_of_week(observed_ms: int, utc_offset_h: float) -> int:
+    """Return the local hour of the week, 0 = Monday 00:00-01:00 (the epoch was a Thursday, hour 72)."""
+    local_h = int((observed_ms / 3_600_000 + utc_offset_h) // 1)
+    return (local_h + 72) % 168
+
+
 def load_spike_detector(
     reading: EnergyReading, state: dict[str, Any], rules: EnergyRules, zone_id: str | None
 ) -> Alert | None:
-    """Raise a spike when power exceeds factor x the meter's learned baseline (EWMA); spikes don't teach it."""
+    """Raise a spike when power exceeds factor x what is normal for the meter at this hour of the week.
+
+    Normal is learned online, as EWMAs: per local hour of the week once that hour has
+    `spike_min_hour_samples` readings (weeks of history), else per local hour of the day once it has
+    that many (days of history), else the meter's overall EWMA. A reading during a spike does not teach
+    the overall baseline, and teaches its hours once a day at most (averaged over their first readings,
+    then EWMA): a load that comes back at the same hour every day becomes that hour's normal, while a
+    spike that lasts does not teach its own hour to accept it.
+    """
     power = reading.active_power_kw
-    baseline = state.get("baseline_kw")
+    week_hour = hour_of_week(reading.observed_ms, rules.local_utc_offset_h)
+    hour, day_hour = str(week_hour), str(week_hour % 24)
+    # hour -> [EWMA kW, readings taught, local day a spike last taught it (-1: none)]
+    hours: dict[str, list[float]] = state.setdefault("hours", {})
+    day_hours: dict[str, list[float]] = state.setdefault("day_hours", {})
+    overall = state.get("baseline_kw")
     samples = state.get("samples", 0)
+    enough = rules.spike_min_hour_samples
+    learned, learned_day = hours.get(hour), day_hours.get(day_hour)
+    baseline: float | None
+    if learned is not None and learned[1] >= enough:
+        baseline, basis = learned[0], "this hour of the week"
+    elif learned_day is not None and learned_day[1] >= enough:
+        baseline, basis = learned_day[0], "this hour of the day"
+    else:
+        baseline, basis = overall, "its readings so far"
     episode = state.get("open")
     limit = None if baseline is None else max(baseline * rules.spike_factor, baseline + rules.spike_min_kw)
     spiking = (
@@ -44,11 +72,20 @@ def load_spike_detector(
             threshold_type="UPPER",
             unit="kW",
             description=f"Meter {reading.meter_id} on feeder {reading.feeder_id} drew {power:.2f} kW, "
-            f"{rules.spike_factor:g}x above its usual {baseline or 0:.2f} kW",
+            f"{rules.spike_factor:g}x above its usual {baseline or 0:.2f} kW ({basis})",
             resolved=resolved,
-            data={"feeder_id": reading.feeder_id},
+            data={"feeder_id": reading.feeder_id, "hour_of_week": week_hour, "baseline": basis},
         )
 
+    alpha = rules.baseline_alpha
+    day = (reading.observed_ms // 3_600_000 + int(rules.local_utc_offset_h)) // 24
+    for table, key, seen in ((hours, hour, learned), (day_hours, day_hour, learned_day)):
+        if seen is None:
+            table[key] = [round(power, 4), 1, day if spiking else -1]
+        elif not spiking or seen[2] != day:
+            n = seen[1] + 1
+            # Rounded to 0.1 W: a week of hours is 192 entries of state per meter, kept short.
+            table[key] = [round(seen[0] + max(alpha, 1 / n) * (power - seen[0]), 4), n, day if spiking else seen[2]]
     if spiking:
         if episode is None:
             episode = state["open"] = {"start_ms": reading.observed_ms, "count": 0}
@@ -56,7 +93,7 @@ def load_spike_detector(
         return alert(resolved=False)
     resolved = alert(resolved=True) if episode is not None else None
     state.pop("open", None)
-    state["baseline_kw"] = power if baseline is None else baseline + rules.baseline_alpha * (power - baseline)
+    state["baseline_kw"] = power if overall is None else overall + alpha * (power - overall)
     state["samples"] = samples + 1
     return resolved
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -19,6 +19,7 @@ from processors.energy.detectors import (
     VOLTAGE_SAG,
     VOLTAGE_SWELL,
     frequency_detector,
+    hour_of_week,
     load_spike_detector,
     power_factor_detector,
     voltage_detector,
@@ -27,6 +28,7 @@ from processors.energy.processor import EnergyProcessor
 from processors.outcome import BatchOutcome
 from streams.models import Alert, AlertStatus, Domain, EnergyReading, Severity, alert_id
 from streams.settings import EnergyRules, Settings
+from tests.support.events import valid_value
 
 T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
 STEP = timedelta(seconds=15)
@@ -132,21 +134,20 @@ def test_spike_alert_carries_its_evidence() -> None:
     assert alert.zone_id == ZONE
     assert alert.threshold_type == "UPPER"
     assert alert.unit == "kW"
-    assert alert.data == {"feeder_id": "FDR-3"}
+    assert alert.data["feeder_id"] == "FDR-3"
+    assert alert.data["baseline"] in ("this hour of the week", "this hour of the day", "its readings so far")
     assert alert.id == alert_id(LOAD_SPIKE, "MTR-00001", T0 + 10 * STEP)
     assert alert.first_seen == alert.last_seen == T0 + 10 * STEP
     assert alert.resolved_at is None
 
 
-def test_spike_does_not_teach_the_baseline() -> None:
+def test_spike_does_not_teach_the_overall_baseline() -> None:
     state: dict[str, Any] = {}
     run(STEADY, state)
-    before = dict(state)
-    assert before == {"baseline_kw": 1.0, "samples": 10}
+    assert (state["baseline_kw"], state["samples"]) == (1.0, 10)
     for i in range(10, 30):
         load_spike_detector(reading(8.0, i), state, RULES, ZONE)
-    assert state["baseline_kw"] == 1.0
-    assert state["samples"] == 10
+    assert (state["baseline_kw"], state["samples"]) == (1.0, 10)
     assert state["open"]["count"] == 20
 
 
@@ -533,3 +534,24 @@ def test_processor_window_carries_peak_power_and_voltage_of_every_reading() -> N
     metrics = energy_metrics(sums | out.maxima[next(iter(out.maxima))], 0)
     assert metrics["peak_kw"] == (4.0, "kW")
     assert metrics["mean_voltage_v"] == (pytest.approx(220.75), "V")
+
+
+def test_normal_is_learned_per_hour_so_the_evening_peak_is_not_a_spike_but_the_same_load_at_night_is() -> None:
+    """A household drawing 5 kW every evening at 19:00 and 0.5 kW otherwise, read hourly for five days."""
+    state: dict[str, Any] = {}
+    monday = datetime(2026, 11, 23, 0, 0, tzinfo=timezone(timedelta(hours=8)))
+
+    def at(hours: int, power: float) -> Alert | None:
+        when = monday + timedelta(hours=hours)
+        value = valid_value(Domain.energy, meter_id="MTR-HOME", observed_at=when.isoformat(), active_power_kw=power)
+        return load_spike_detector(EnergyReading.model_validate(value), state, RULES, ZONE)
+
+    alerts = [(h, at(h, 5.0 if h % 24 == 19 else 0.5)) for h in range(5 * 24)]
+    raised = sorted({h // 24 for h, a in alerts if a is not None and a.status is AlertStatus.open})
+    assert raised == [0, 1, 2, 3], "the first evenings are spikes, until 19:00 has its own baseline"
+    evening = at(5 * 24 + 19, 5.2)
+    assert evening is None, "5.2 kW at 19:00 is this meter's normal evening"
+    night = at(5 * 24 + 3, 5.2)
+    assert night is not None and night.status is AlertStatus.open
+    assert night.expected_value == pytest.approx(0.5) and night.data["baseline"] == "this hour of the day"
+    assert hour_of_week(int(monday.timestamp() * 1000), 8.0) == 0
