@@ -21,6 +21,13 @@ function text(tag, content, className) {
   return node;
 }
 
+// "avg speed kmh 41.2 km/h" reads badly: name the metric, then the value with a unit unless the name says it.
+function figure(a) {
+  const noun = a.unit.replace(/e?s$/, "");
+  const unit = a.metric.includes(noun) ? "" : ` ${a.unit}`;
+  return `${a.metric.replace(/_(kmh|kwh|kw|v)$/, "").replaceAll("_", " ")}: ${fmt(a.value)}${unit}`;
+}
+
 export class ZonePanel {
   constructor({ title, summary, charts, updated, onError }) {
     Object.assign(this, { titleNode: title, summaryNode: summary, chartsNode: charts, updatedNode: updated, onError });
@@ -117,7 +124,7 @@ export class ZonePanel {
       const end = rows.reduce((m, a) => (a.window_end > m ? a.window_end : m), "");
       tr.append(text("td", new Date(end).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })));
       const latest = rows.filter((a) => a.window_end === end);
-      tr.append(text("td", latest.map((a) => `${a.metric.replaceAll("_", " ")} ${fmt(a.value)} ${a.unit}`).join(" · ")));
+      tr.append(text("td", latest.map(figure).join(" · ")));
     }
     this.summaryNode.replaceChildren(table);
   }
