@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 JARS   := deploy/kafka/jars/.fetched
 
-.PHONY: demo test lint typecheck unit integration install kafka-jars clean
+.PHONY: demo test lint typecheck unit integration install kafka-jars chromium clean
 
 $(STAMP): pyproject.toml
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,16 @@ $(JARS): deploy/kafka/pom.xml
 
 kafka-jars: $(JARS)
 
+# The dashboard's browser test drives Debian's chromium through playwright (never `playwright install`).
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "Chromium is needed for tests/e2e/test_dashboard.py and apt-get is not available: install the chromium package so that $(CHROMIUM) exists"; exit 1; }
+	@echo "installing Debian's chromium for the dashboard's browser test"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y chromium || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; } || { echo "apt-get could not install chromium (run as root, or: sudo apt-get install chromium)"; exit 1; }
+
+chromium: $(CHROMIUM)
+
 demo: $(STAMP)
 	$(BIN)/citystream demo $(if $(FOR),--for $(FOR),)
 
@@ -37,7 +47,7 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q
 
-test: $(STAMP) $(JARS) lint typecheck
+test: $(STAMP) $(JARS) $(CHROMIUM) lint typecheck
 	$(BIN)/pytest -q
 
 clean:

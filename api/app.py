@@ -12,7 +12,7 @@ from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.metrics import LatencyHistogram, RequestTimer
 from api.options import api_options
-from api.routes import aggregates, alerts, health, ingest, metrics, snoozes, stats, zones
+from api.routes import aggregates, alerts, dashboard, drones, health, ingest, metrics, snoozes, stats, zones
 from api.services.ingest import Ingestor
 from api.services.metrics import AlertCountCache
 from geo.zones import ZoneIndex
@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(RequestTimer, histogram=latency)
-    for module in (health, metrics, stats, alerts, snoozes, aggregates, zones, ingest):
+    for module in (health, metrics, stats, alerts, snoozes, aggregates, zones, drones, ingest, dashboard):
         app.include_router(module.router)
+    app.mount("/static", dashboard.static_files(), name="static")
     return app

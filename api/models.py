@@ -89,3 +89,19 @@ class Snooze(BaseModel):
     until: datetime
     by: str
     created_at: datetime
+
+
+class DronePosition(BaseModel):
+    """An airborne drone's latest fix, as the worker last applied it."""
+
+    drone_id: str
+    lon: float
+    lat: float
+    zone_id: str | None = None
+    observed_at: datetime
+
+
+class DronePage(BaseModel):
+    """The airborne drones heard from recently, newest fix first."""
+
+    items: list[DronePosition]

@@ -1,4 +1,4 @@
-"""Planners' window aggregates per zone."""
+"""Window aggregates per zone, for planners and for the operators' dashboard."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from processors.metrics import METRIC_NAMES
 from streams.models import AggregatePage, Domain
 from streams.settings import WorkerSettings
 
-router = APIRouter(prefix="/aggregates", tags=["aggregates"], dependencies=[Depends(require(Role.planner))])
+router = APIRouter(
+    prefix="/aggregates", tags=["aggregates"], dependencies=[Depends(require(Role.operator, Role.planner))]
+)
 
 
 @router.get("", response_model=AggregatePage)

@@ -10,7 +10,7 @@ from api.auth import require
 from api.deps import ZonesDep
 from api.roles import Role
 
-router = APIRouter(prefix="/zones", tags=["zones"], dependencies=[Depends(require(Role.planner))])
+router = APIRouter(prefix="/zones", tags=["zones"], dependencies=[Depends(require(Role.operator, Role.planner))])
 
 
 @router.get("")

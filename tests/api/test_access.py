@@ -18,8 +18,9 @@ ROUTES = [
     ("GET", "/alerts/some-id", {Role.operator}),
     ("POST", "/alerts/some-id/ack", {Role.operator}),
     ("GET", "/snoozes", {Role.operator}),
-    ("GET", "/aggregates", {Role.planner}),
-    ("GET", "/zones", {Role.planner}),
+    ("GET", "/aggregates", {Role.operator, Role.planner}),
+    ("GET", "/zones", {Role.operator, Role.planner}),
+    ("GET", "/drones", {Role.operator, Role.planner}),
     ("GET", "/stats", {Role.operator, Role.planner}),
     ("POST", "/ingest/traffic", {Role.gateway}),
 ]

@@ -37,15 +37,18 @@ def _answers(url: str) -> bool:
 
 
 @contextmanager
-def api_process(settings: Settings, log: Path) -> Iterator[str]:
-    """Run `citystream api` for the settings on a free port; yield its base URL."""
+def api_process(settings: Settings, log: Path, auth: bool = False) -> Iterator[str]:
+    """Run `citystream api` for the settings on a free port; yield its base URL.
+
+    Without `auth` it needs no key: the fault tests read /alerts while Redis is down, when no key could be
+    checked. The dashboard test keeps auth on, as an operator would use it.
+    """
     port = free_port()
-    # The fault tests read /alerts while Redis is down, when no key could be checked: they run without auth.
     env = {
         **child_env(),
         **settings_env(settings),
         "CITY_API__HEALTH_TIMEOUT_S": "1",
-        "CITY_API__AUTH_ENABLED": "false",
+        "CITY_API__AUTH_ENABLED": "true" if auth else "false",
     }
     with log.open("ab") as out:
         proc = subprocess.Popen(
