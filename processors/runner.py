@@ -59,6 +59,7 @@ class PartitionCache:
     states: dict[str, dict[str, Any]] = field(default_factory=dict)
     max_event_ms: int = -1
     commit_wall_ms: int = -1  # wall clock of the partition's last batch commit
+    stalled_at: tuple[int, float] | None = None  # (applied offset, monotonic s) when it was first seen behind
     gap: tuple[int, int] | None = None  # (expected offset, first offset delivered instead) of the last seek back
     gap_seeks: int = 0
 
@@ -202,6 +203,43 @@ class BatchRunner:
             )
 
         return SharedUpdate(keys, decide, publish)
+
+    async def unstall(self, topic: str, partition: int, end_offset: int | None, stall_s: float) -> bool:
+        """Seek a partition back to its applied offset if records wait and none was applied for `stall_s`.
+
+        A watchdog for consumer defects after rebalances (a partition Faust stopped fetching or whose read
+        offset jumped ahead, faust-streaming issues 221 and 629): the position in Redis is the truth, so
+        reading again from it loses nothing and repeats nothing. Returns whether it sought.
+        """
+        async with self.lock(topic, partition):
+            cache = self.caches.setdefault((topic, partition), PartitionCache())
+            if cache.base_offset is None:
+                cache.base_offset, cache.max_event_ms, cache.commit_wall_ms = await self.sink.applied_position(
+                    topic, partition
+                )
+                cache.states.clear()
+            applied = cache.base_offset
+            if end_offset is None or applied >= end_offset - 1 or self.seek is None:
+                cache.stalled_at = None
+                return False
+            now = time.monotonic()
+            if cache.stalled_at is None or cache.stalled_at[0] != applied:
+                cache.stalled_at = (applied, now)
+                return False
+            if now - cache.stalled_at[1] < stall_s:
+                return False
+            log.warning(
+                'partition stalled, reading again from redis position topic="%s" partition=%d applied_offset=%d '
+                "end_offset=%d stalled_s=%.0f",
+                topic,
+                partition,
+                applied,
+                end_offset,
+                now - cache.stalled_at[1],
+            )
+            cache.stalled_at = (applied, now)
+            await self.seek(topic, partition, applied + 1)
+            return True
 
     async def check_silence(self, topic: str, partition: int, now_ms: int, end_offset: int | None) -> int:
         """Raise the alerts of sources silent past their domain's timeout in one partition; return how many.

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.types import TP
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -108,6 +109,19 @@ def create_worker(settings: Settings) -> faust.App:
                         log.info('silent sources alerted topic="%s" partition=%d count=%d', *tp, raised)
         except (RedisError, OSError) as exc:
             log.warning('silence check waiting for redis error="%s"', exc)
+
+    @app.timer(settings.worker.stall_check_s)
+    async def unstall_partitions() -> None:
+        """Read a partition again from its Redis position when its records wait and nothing is applied."""
+        mine = [tp for tp in app.consumer.assignment() if tp.topic in inputs]
+        if not mine:
+            return
+        try:
+            ends = await app.consumer.highwaters(*mine)
+            for tp in sorted(mine):
+                await runner.unstall(tp.topic, tp.partition, ends.get(tp), settings.worker.stall_after_s)
+        except (RedisError, OSError, KafkaError) as exc:
+            log.warning('stall check waiting error="%s"', exc)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:

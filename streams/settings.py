@@ -74,6 +74,10 @@ class WorkerSettings(BaseModel):
     window_grace_s: float = Field(30.0, ge=0)
     emit_interval_s: float = Field(5.0, gt=0)
     silence_check_s: float = Field(5.0, gt=0, description="how often a worker looks for silent sensors, meters, drones")
+    stall_check_s: float = Field(5.0, gt=0, description="how often a worker looks for partitions that stopped moving")
+    stall_after_s: float = Field(
+        20.0, gt=0, description="records waiting this long with none applied: read the partition again from Redis"
+    )
     idle_partition_s: float = Field(30.0, gt=0)
     window_retention_h: float = Field(48.0, gt=0, description="how long zone windows stay in Redis")
 

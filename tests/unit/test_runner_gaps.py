@@ -91,3 +91,58 @@ def test_stale_records_draining_after_a_seek_do_not_count_as_the_same_hole(runne
     for first in (13, 17, 21, 25, 29, 33, 37):
         assert contiguous(r, cache, [first, first + 1]) == []
     assert contiguous(r, cache, [10, 11]) == [10, 11]
+
+
+class StoredPosition:
+    """A sink stand-in that only answers where a partition stands in Redis."""
+
+    def __init__(self, applied: int) -> None:
+        self.applied = applied
+
+    async def applied_position(self, topic: str, partition: int) -> tuple[int, int, int]:
+        return self.applied, -1, -1
+
+
+def test_a_partition_with_waiting_records_and_no_progress_is_read_again_from_its_redis_position() -> None:
+    seeks = Seeks()
+
+    async def publish(_: object) -> None:
+        return None
+
+    position = StoredPosition(41)
+    sink = cast(RedisSink, position)
+    r = BatchRunner(Settings(environment="test"), ZoneIndex.from_file(DEFAULT_ZONES_FILE), sink, publish, seeks)
+
+    async def scenario() -> list[bool]:
+        first = await r.unstall("t", 3, 100, stall_s=0.05)  # behind: the clock starts
+        await asyncio.sleep(0.06)
+        second = await r.unstall("t", 3, 100, stall_s=0.05)  # still at 41 after the stall time: seek
+        caught_up = await r.unstall("t", 3, 42, stall_s=0.05)  # the end is right after what is applied
+        return [first, second, caught_up]
+
+    assert asyncio.run(scenario()) == [False, True, False]
+    assert seeks.calls == [("t", 3, 42)]
+
+
+def test_a_partition_that_moves_is_never_sought() -> None:
+    seeks = Seeks()
+
+    async def publish(_: object) -> None:
+        return None
+
+    r = BatchRunner(
+        Settings(environment="test"),
+        ZoneIndex.from_file(DEFAULT_ZONES_FILE),
+        cast(RedisSink, StoredPosition(10)),
+        publish,
+        seeks,
+    )
+
+    async def scenario() -> None:
+        await r.unstall("t", 1, 50, stall_s=0.01)
+        r.caches[("t", 1)].base_offset = 20  # a batch was applied meanwhile
+        await asyncio.sleep(0.02)
+        assert not await r.unstall("t", 1, 50, stall_s=0.01)
+
+    asyncio.run(scenario())
+    assert seeks.calls == []
