@@ -9,7 +9,7 @@ from processors.energy.aggregations import energy_metrics
 from processors.traffic.aggregations import traffic_metrics
 from streams.models import Domain
 
-MetricFn = Callable[[Mapping[str, int], int], dict[str, tuple[float, str]]]
+MetricFn = Callable[[Mapping[str, int], int, int], dict[str, tuple[float, str]]]  # sums, distinct, window_s
 
 METRICS: dict[Domain, MetricFn] = {
     Domain.traffic: traffic_metrics,
@@ -18,7 +18,7 @@ METRICS: dict[Domain, MetricFn] = {
 }
 HAS_MEMBERS = {Domain.drone}
 METRIC_NAMES: dict[Domain, tuple[str, ...]] = {
-    Domain.traffic: ("avg_speed_kmh", "vehicle_count", "readings"),
+    Domain.traffic: ("avg_speed_kmh", "vehicle_count", "flow_veh_h", "occupancy", "congestion_minutes", "readings"),
     Domain.drone: ("drones_airborne", "fixes"),
     Domain.energy: ("energy_kwh", "readings", "peak_kw", "mean_voltage_v"),
 }

@@ -61,7 +61,7 @@ class WindowStore:
             sums = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
             distinct = int(replies[i * step + 1]) if step == 2 else 0
             start, end = ms_to_dt(start_ms), ms_to_dt(start_ms + self.window_s * 1000)
-            for metric, (value, unit) in METRICS[domain](sums, distinct).items():
+            for metric, (value, unit) in METRICS[domain](sums, distinct, self.window_s).items():
                 out.append(
                     Aggregate(
                         domain=domain,

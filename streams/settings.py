@@ -68,8 +68,8 @@ class WorkerSettings(BaseModel):
         description="tumbling window sizes kept per zone, by domain; each a multiple of window_seconds",
     )
     source_windows_s: dict[str, list[int]] = Field(
-        default_factory=lambda: {"traffic": [], "drone": [], "energy": [900]},
-        description="window sizes kept per source (meter) and group (feeder), by domain: 900 s is settlement",
+        default_factory=lambda: {"traffic": [900, 3600], "drone": [], "energy": [900]},
+        description="window sizes kept per detector (sensor:<id>), meter (meter:<id>) and feeder (feeder:<id>)",
     )
     window_grace_s: float = Field(30.0, ge=0)
     emit_interval_s: float = Field(5.0, gt=0)
@@ -109,9 +109,15 @@ class WorkerSettings(BaseModel):
 class TrafficRules(BaseModel):
     """Thresholds of the traffic detectors."""
 
-    congestion_speed_kmh: float = Field(25.0, gt=0)
-    congestion_recover_kmh: float = Field(40.0, gt=0)
+    congestion_speed_kmh: float = Field(25.0, gt=0, description="onset speed of a detector without history yet")
+    congestion_recover_kmh: float = Field(40.0, gt=0, description="recovery speed of a detector without history yet")
     congestion_min_readings: int = Field(3, ge=1)
+    congestion_onset_ratio: float = Field(0.5, gt=0, lt=1, description="slow: below this x the normal speed")
+    congestion_recover_ratio: float = Field(0.75, gt=0, le=1, description="recovered: at this x the normal speed")
+    congestion_occupancy_rise: float = Field(0.1, ge=0, le=1, description="dense: occupancy this much above normal")
+    baseline_min_samples: int = Field(4, ge=1, description="readings an hour (or overall) needs to count as normal")
+    baseline_alpha: float = Field(0.05, gt=0, le=1, description="EWMA weight of the newest reading in the normal")
+    local_utc_offset_h: float = Field(8.0, ge=-12, le=14, description="local time for hours of the day (China: +8)")
     min_interval_s: float = Field(1.0, ge=0, description="readings of one detector closer than this are a flood")
     offline_after_s: float = Field(
         300.0, gt=0, description="a detector silent this long is offline (10 missed readings at PeMS's 30 s)"
@@ -121,6 +127,8 @@ class TrafficRules(BaseModel):
     def _recover_above_onset(self) -> TrafficRules:
         if self.congestion_recover_kmh < self.congestion_speed_kmh:
             raise ValueError("congestion_recover_kmh must be >= congestion_speed_kmh")
+        if self.congestion_recover_ratio < self.congestion_onset_ratio:
+            raise ValueError("congestion_recover_ratio must be >= congestion_onset_ratio")
         return self
 
 

@@ -17,7 +17,7 @@ def is_airborne(fix: DroneTelemetry) -> bool:
     return fix.status is not DroneStatus.ground
 
 
-def drone_metrics(sums: Mapping[str, int], distinct: int) -> dict[str, tuple[float, str]]:
+def drone_metrics(sums: Mapping[str, int], distinct: int, window_s: int = 60) -> dict[str, tuple[float, str]]:
     """Return metric -> (value, unit) of one zone window."""
     n = sums.get("n", 0)
     if n == 0:

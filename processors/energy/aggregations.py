@@ -79,7 +79,7 @@ def energy_increments(
     return reading_sums(reading, counter_step(reading, state, rules).added_wh)
 
 
-def energy_metrics(sums: Mapping[str, int], distinct: int) -> dict[str, tuple[float, str]]:
+def energy_metrics(sums: Mapping[str, int], distinct: int, window_s: int = 60) -> dict[str, tuple[float, str]]:
     """Return metric -> (value, unit) of one zone window."""
     n = sums.get("n", 0)
     if n == 0:

@@ -9,18 +9,34 @@ from streams.models import TrafficReading
 MICRO = 1_000_000
 
 
-def traffic_increments(reading: TrafficReading) -> dict[str, int]:
-    """Return one reading's contribution to its zone window, as integers so sums are exact."""
-    return {"n": 1, "speed_micro": round(reading.avg_speed_kmh * MICRO), "vehicles": reading.vehicle_count}
+CONGESTED_STEP_MAX_MS = 300_000  # a gap longer than this between readings is not counted as congested time
 
 
-def traffic_metrics(sums: Mapping[str, int], distinct: int) -> dict[str, tuple[float, str]]:
-    """Return metric -> (value, unit) of one zone window."""
+def traffic_increments(reading: TrafficReading, congested_ms: int = 0) -> dict[str, int]:
+    """Return one reading's contribution to its windows, as integers so sums are exact.
+
+    `congested_ms` is the time since the detector's previous reading when this reading finds it congested.
+    """
+    return {
+        "n": 1,
+        "speed_micro": round(reading.avg_speed_kmh * MICRO),
+        "vehicles": reading.vehicle_count,
+        "occ_micro": round(reading.occupancy * MICRO),
+        "cong_ms": congested_ms,
+    }
+
+
+def traffic_metrics(sums: Mapping[str, int], distinct: int, window_s: int = 60) -> dict[str, tuple[float, str]]:
+    """Return metric -> (value, unit) of one window of a zone or a detector."""
     n = sums.get("n", 0)
     if n == 0:
         return {}
+    vehicles = sums.get("vehicles", 0)
     return {
         "avg_speed_kmh": (sums.get("speed_micro", 0) / (n * MICRO), "km/h"),  # one exact int division
-        "vehicle_count": (float(sums.get("vehicles", 0)), "vehicles"),
+        "vehicle_count": (float(vehicles), "vehicles"),
+        "flow_veh_h": (vehicles * 3600 / window_s, "vehicles/h"),
+        "occupancy": (sums.get("occ_micro", 0) / (n * MICRO), "fraction"),
+        "congestion_minutes": (sums.get("cong_ms", 0) / 60_000, "min"),
         "readings": (float(n), "readings"),
     }

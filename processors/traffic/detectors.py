@@ -11,15 +11,47 @@ from streams.settings import TrafficRules
 CONGESTION = "congestion"
 
 
+def normal_flow(state: dict[str, Any], local_hour: int, rules: TrafficRules) -> tuple[float, float, str] | None:
+    """Return the sensor's normal (speed km/h, occupancy, basis) at this hour, or None while it has no history."""
+    enough = rules.baseline_min_samples
+    hour = state.get("hours", {}).get(str(local_hour))
+    if hour is not None and hour[2] >= enough:
+        return hour[0], hour[1], "this hour of the day"
+    overall = state.get("overall")
+    if overall is not None and overall[2] >= enough:
+        return overall[0], overall[1], "its readings so far"
+    return None
+
+
 def congestion_detector(
     reading: TrafficReading, state: dict[str, Any], rules: TrafficRules, zone_id: str | None
 ) -> Alert | None:
-    """Raise congestion after N consecutive slow readings; resolve once speed recovers above the recovery speed."""
-    speed = reading.avg_speed_kmh
-    slow = speed < rules.congestion_speed_kmh
+    """Raise congestion after N consecutive slow, dense readings; resolve once speed recovers.
+
+    Slow and dense are judged against what is normal for this sensor at this local hour of the day,
+    learned online (EWMAs of speed and occupancy per hour, then overall): slow is below
+    `congestion_onset_ratio` x the normal speed with occupancy at least `congestion_occupancy_rise`
+    above normal, recovery is at `congestion_recover_ratio` x the normal speed. A sensor without history
+    yet uses the fixed `congestion_speed_kmh` / `congestion_recover_kmh`. Free-flowing readings teach the
+    normal; congested ones teach their hour at most once a day, so a jam that comes every day at the same
+    hour becomes that hour's normal, and a long jam does not teach itself away.
+    """
+    speed, occupancy = reading.avg_speed_kmh, reading.occupancy
+    local_hour = int((reading.observed_ms / 3_600_000 + rules.local_utc_offset_h) % 24)
+    normal = normal_flow(state, local_hour, rules)
+    if normal is None:
+        onset, recover, expected, basis = rules.congestion_speed_kmh, rules.congestion_recover_kmh, None, None
+        slow = speed < onset
+    else:
+        expected, normal_occupancy, basis = normal
+        onset, recover = expected * rules.congestion_onset_ratio, expected * rules.congestion_recover_ratio
+        slow = speed < onset and occupancy >= normal_occupancy + rules.congestion_occupancy_rise
     episode = state.get("open")
 
     def alert(resolved: bool = False) -> Alert:
+        data: dict[str, Any] = {"road_segment": reading.road_segment, "lane": reading.lane, "occupancy": occupancy}
+        if basis is not None:
+            data |= {"normal": basis, "normal_occupancy": round(normal[1], 3) if normal else None}
         return episode_alert(
             kind=CONGESTION,
             domain=Domain.traffic,
@@ -28,19 +60,22 @@ def congestion_detector(
             zone_id=zone_id,
             episode=episode or {},
             measured_value=speed,
-            threshold=rules.congestion_speed_kmh,
+            expected_value=None if expected is None else round(expected, 1),
+            threshold=round(onset, 1),
             threshold_type="LOWER",
             unit="km/h",
             description=(
                 f"Sustained low speed on {reading.road_segment} lane {reading.lane}: "
-                f"{speed:.1f} km/h below {rules.congestion_speed_kmh:g} km/h"
+                f"{speed:.1f} km/h below {onset:.1f} km/h"
+                + ("" if expected is None else f" (normal {expected:.1f} km/h at this hour)")
             ),
             resolved=resolved,
-            data={"road_segment": reading.road_segment, "lane": reading.lane, "occupancy": reading.occupancy},
+            data=data,
         )
 
+    _learn(state, local_hour, reading, rules, congested=slow or episode is not None)
     if episode is not None:
-        if speed >= rules.congestion_recover_kmh:
+        if speed >= recover:
             resolved = alert(resolved=True)
             state.pop("open")
             state["run"] = 0
@@ -59,3 +94,25 @@ def congestion_detector(
         return None
     episode = state["open"] = {"start_ms": state.pop("run_start_ms"), "count": state["run"]}
     return alert()
+
+
+def _learn(
+    state: dict[str, Any], local_hour: int, reading: TrafficReading, rules: TrafficRules, congested: bool
+) -> None:
+    """Teach the sensor's normal speed and occupancy: [speed EWMA, occupancy EWMA, readings, day last taught jammed]."""
+    day = int((reading.observed_ms / 3_600_000 + rules.local_utc_offset_h) // 24)
+    speed, occupancy, alpha = reading.avg_speed_kmh, reading.occupancy, rules.baseline_alpha
+    hours = state.setdefault("hours", {})
+    tables = [(hours, str(local_hour))] + ([] if congested else [(state, "overall")])
+    for table, key in tables:
+        seen = table.get(key)
+        if seen is None:
+            table[key] = [speed, occupancy, 1, day if congested else -1]
+        elif not congested or seen[3] != day:
+            w = max(alpha, 1 / (seen[2] + 1))
+            table[key] = [
+                round(seen[0] + w * (speed - seen[0]), 3),
+                round(seen[1] + w * (occupancy - seen[1]), 4),
+                seen[2] + 1,
+                day if congested else seen[3],
+            ]

@@ -13,9 +13,10 @@ from geo.zones import ZoneIndex
 from processors.drone.processor import DroneProcessor
 from processors.energy.processor import EnergyProcessor
 from processors.outcome import BatchOutcome
+from processors.traffic.detectors import congestion_detector
 from processors.traffic.processor import TrafficProcessor
-from streams.models import MODEL_BY_DOMAIN, Domain
-from streams.settings import EnergyRules, Settings
+from streams.models import MODEL_BY_DOMAIN, Domain, TrafficReading
+from streams.settings import EnergyRules, Settings, TrafficRules
 
 # (lon, lat) inside each district, from geo/data/README.md
 DISTRICT_POINTS = [
@@ -139,14 +140,20 @@ def batch_truth_windows(
     for domain in ("traffic", "drone", "energy"):
         mine = [e for e in events if e[0] == domain]
         tables = [(size, lambda d, v, z: [z]) for size in settings.worker.zone_sizes(domain)]
-        tables += [
-            (size, lambda d, v, z: [f"meter:{v['meter_id']}", f"feeder:{v['feeder_id']}"])
-            for size in settings.worker.source_sizes(domain)
-        ]
+        tables += [(size, _source_groups) for size in settings.worker.source_sizes(domain)]
         for size, group_of in tables:
             for (dom, metric, group, start), value in _truth(mine, zones, size, group_of).items():
                 out[(dom, metric, group, size, start)] = value
     return out
+
+
+def _source_groups(domain: str, v: dict[str, Any], zone_id: str) -> list[str]:
+    """Return the per-source windows a reading also counts in (detector; meter and feeder)."""
+    if domain == "traffic":
+        return [f"sensor:{v['sensor_id']}"]
+    if domain == "energy":
+        return [f"meter:{v['meter_id']}", f"feeder:{v['feeder_id']}"]
+    return []
 
 
 def _truth(
@@ -154,15 +161,36 @@ def _truth(
 ) -> dict[tuple[str, str, str, int], float]:
     size = window_s * 1000
     sums: dict[tuple[str, str, int], dict[str, Any]] = defaultdict(
-        lambda: {"n": 0, "speed": 0, "vehicles": 0, "wh": 0, "mv": 0, "max_w": None, "drones": set()}
+        lambda: {
+            "n": 0,
+            "speed": 0,
+            "vehicles": 0,
+            "occ": 0,
+            "cong_ms": 0,
+            "wh": 0,
+            "mv": 0,
+            "max_w": None,
+            "drones": set(),
+        }
     )
     rules = EnergyRules()
+    traffic_rules = TrafficRules()
     last: dict[str, tuple[int, int, float]] = {}  # meter -> (Wh, ms, kW) of its previous reading
+    congestion: dict[str, dict[str, Any]] = defaultdict(dict)  # detector -> congestion detector state
+    last_ms: dict[str, int] = {}  # detector -> its previous reading
     for domain, key, v in events:
         t = datetime.fromisoformat(v["observed_at"])
         ms = int(t.timestamp() * 1000)
         zone = zones.district_at(v["lon"], v["lat"])
         added_wh = 0
+        congested_ms = 0
+        if domain == "traffic":
+            # Time since the detector's previous reading, when this reading finds it in a congestion episode.
+            reading = TrafficReading.model_validate(v)
+            congestion_detector(reading, congestion[key], traffic_rules, None)
+            if "open" in congestion[key] and key in last_ms:
+                congested_ms = min(ms - last_ms[key], 300_000)
+            last_ms[key] = ms
         if domain == "energy":
             # A counter going back (reset) or jumping beyond what the power allows adds nothing.
             wh, kw = round(v["energy_kwh"] * 1000), v["active_power_kw"]
@@ -179,6 +207,8 @@ def _truth(
             if domain == "traffic":
                 w["speed"] += round(v["avg_speed_kmh"] * 1_000_000)
                 w["vehicles"] += v["vehicle_count"]
+                w["occ"] += round(v["occupancy"] * 1_000_000)
+                w["cong_ms"] += congested_ms
             elif domain == "drone":
                 if v["status"] != "ground":
                     w["drones"].add(key)
@@ -193,6 +223,9 @@ def _truth(
         if domain == "traffic":
             truth[("traffic", "avg_speed_kmh", *k[1:])] = w["speed"] / (w["n"] * 1_000_000)
             truth[("traffic", "vehicle_count", *k[1:])] = float(w["vehicles"])
+            truth[("traffic", "flow_veh_h", *k[1:])] = w["vehicles"] * 3600 / window_s
+            truth[("traffic", "occupancy", *k[1:])] = w["occ"] / (w["n"] * 1_000_000)
+            truth[("traffic", "congestion_minutes", *k[1:])] = w["cong_ms"] / 60_000
             truth[("traffic", "readings", *k[1:])] = float(w["n"])
         elif domain == "drone":
             truth[("drone", "drones_airborne", *k[1:])] = float(len(w["drones"]))

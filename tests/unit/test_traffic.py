@@ -22,7 +22,8 @@ T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
 STEP = timedelta(seconds=30)
 LON, LAT = 113.700, 22.850  # humen-town
 ZONE = "humen-town"
-RULES = TrafficRules()  # onset below 25 km/h, recovery at 40 km/h, 3 readings
+# The tables judge a detector without history: onset below 25 km/h, recovery at 40 km/h, 3 readings.
+RULES = TrafficRules(baseline_min_samples=10_000)
 
 
 def reading(speed: float, i: int = 0, sensor_id: str = "TLD-0001", vehicles: int = 10) -> TrafficReading:
@@ -96,12 +97,12 @@ def test_congestion_sequence(speeds: list[float], expected: list[tuple[str, int]
         (TrafficRules(congestion_min_readings=1), [20, 60], [(OPEN, 1), (RESOLVED, 1)]),
         (TrafficRules(congestion_min_readings=5), [20, 20, 20, 20, 20], [None] * 4 + [(OPEN, 5)]),
         (
-            TrafficRules(congestion_speed_kmh=30, congestion_recover_kmh=30),
+            TrafficRules(congestion_speed_kmh=30, congestion_recover_kmh=30, baseline_min_samples=100),
             [29, 29, 29, 30],
             [None, None, (OPEN, 3), (RESOLVED, 3)],
         ),
         (
-            TrafficRules(congestion_speed_kmh=10, congestion_recover_kmh=60),
+            TrafficRules(congestion_speed_kmh=10, congestion_recover_kmh=60, baseline_min_samples=100),
             [20, 20, 20, 5, 5, 5, 59, 60],
             [None] * 5 + [(OPEN, 3), None, (RESOLVED, 3)],
         ),
@@ -175,7 +176,7 @@ def test_alert_carries_its_evidence() -> None:
     assert alert.zone_id == ZONE
     assert alert.location is not None
     assert list(alert.location.coordinates) == [LON, LAT]
-    assert alert.data == {"road_segment": "seg-7", "lane": 2, "occupancy": 0.6}
+    assert alert.data == {"road_segment": "seg-7", "lane": 2, "occupancy": 0.6}  # no history: no normal to cite
     assert "seg-7 lane 2" in alert.description
     assert "12.5 km/h" in alert.description
 
@@ -205,6 +206,57 @@ def test_state_stays_json_serialisable() -> None:
         assert json.loads(json.dumps(state)) == state
 
 
+# --- what is normal for the sensor at this hour -------------------------------------------------
+
+
+def flowing(speed: float, occupancy: float, at: datetime, sensor_id: str = "TLD-0009") -> TrafficReading:
+    return reading(speed, 0, sensor_id).model_copy(update={"observed_at": at, "occupancy": occupancy})
+
+
+def test_slow_is_judged_against_the_sensors_normal_at_that_hour() -> None:
+    """A sensor whose morning rush runs at 40 km/h (occupancy 0.3) and whose nights run at 90 km/h (0.05)."""
+    rules = TrafficRules()
+    state: dict[str, Any] = {}
+    day0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC) - timedelta(hours=8)  # local midnight, China Standard Time
+    for day in range(3):
+        for minute in range(0, 60, 5):
+            at_rush = day0 + timedelta(days=day, hours=8, minutes=minute)
+            at_night = day0 + timedelta(days=day, hours=2, minutes=minute)
+            assert congestion_detector(flowing(40, 0.3, at_rush), state, rules, ZONE) is None
+            assert congestion_detector(flowing(90, 0.05, at_night), state, rules, ZONE) is None
+    # 35 km/h with normal occupancy is a normal rush hour; at night it is a jam (below half of 90 and dense).
+    rush = day0 + timedelta(days=3, hours=8)
+    assert [congestion_detector(flowing(35, 0.32, rush + i * STEP), state, rules, ZONE) for i in range(4)] == [None] * 4
+    night = day0 + timedelta(days=3, hours=2)
+    alerts = [congestion_detector(flowing(35, 0.4, night + i * STEP), state, rules, ZONE) for i in range(3)]
+    assert alerts[:2] == [None, None] and alerts[2] is not None
+    # The jam's first reading teaches its hour once (a daily jam becomes normal), so normal moved a little.
+    assert alerts[2].expected_value == pytest.approx(90, abs=3)
+    assert alerts[2].threshold == pytest.approx(45, abs=1.5)
+    assert alerts[2].data["normal"] == "this hour of the day"
+    resolved = congestion_detector(flowing(70, 0.05, night + 3 * STEP), state, rules, ZONE)
+    assert resolved is not None and resolved.status is AlertStatus.resolved  # 70 >= 0.75 x 90
+
+
+def test_a_jam_that_comes_every_day_at_the_same_hour_becomes_normal() -> None:
+    rules = TrafficRules()
+    state: dict[str, Any] = {}
+    day0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC) - timedelta(hours=8)
+    opened_days = []
+    for day in range(8):
+        for minute in range(0, 60, 5):  # free flow at 07:00
+            congestion_detector(
+                flowing(80, 0.08, day0 + timedelta(days=day, hours=7, minutes=minute)), state, rules, ZONE
+            )
+        for minute in range(0, 60, 5):  # a jam every day at 17:00
+            at = day0 + timedelta(days=day, hours=17, minutes=minute)
+            alert = congestion_detector(flowing(15, 0.5, at), state, rules, ZONE)
+            if alert is not None and alert.status is AlertStatus.open and alert.count == rules.congestion_min_readings:
+                opened_days.append(day)
+        congestion_detector(flowing(80, 0.08, day0 + timedelta(days=day, hours=18)), state, rules, ZONE)
+    assert opened_days[0] == 0 and len(opened_days) < 8
+
+
 # --- aggregation ------------------------------------------------------------------------------
 
 
@@ -219,7 +271,7 @@ def test_state_stays_json_serialisable() -> None:
 )
 def test_traffic_increments_are_integers(speed: float, vehicles: int, expected: dict[str, int]) -> None:
     increments = traffic_increments(reading(speed, vehicles=vehicles))
-    assert increments == expected
+    assert increments == expected | {"occ_micro": 600_000, "cong_ms": 0}  # occupancy 0.6, not congested
     assert all(type(v) is int for v in increments.values())
 
 
@@ -284,3 +336,24 @@ def test_processor_adds_the_reading_to_its_window_and_emits_alerts() -> None:
     assert set(out.sums) == {(60, ZONE, start) for start in windows}
     assert sum(c["n"] for c in out.sums.values()) == len(speeds)
     assert sum(c["speed_micro"] for c in out.sums.values()) == 140 * MICRO
+
+
+def test_flow_occupancy_and_congestion_minutes_of_a_window() -> None:
+    sums = Counter(traffic_increments(reading(20, vehicles=12), congested_ms=30_000))
+    sums.update(traffic_increments(reading(60, vehicles=18)))
+    metrics = traffic_metrics(sums, 0, 900)
+    assert metrics["flow_veh_h"] == (30 * 3600 / 900, "vehicles/h")
+    assert metrics["occupancy"] == (0.6, "fraction")
+    assert metrics["congestion_minutes"] == (0.5, "min")
+
+
+def test_the_processor_counts_congested_time_per_zone_and_per_detector() -> None:
+    processor = TrafficProcessor(Settings(environment="test", traffic=RULES))
+    out = BatchOutcome(Domain.traffic, 60, zone_sizes=(60,), source_sizes=(900,))
+    state: dict[str, Any] = {}
+    for i, speed in enumerate([60, 20, 20, 20, 20, 50]):
+        processor.process(reading(speed, i), ZONE, state, out)
+    congested = sum(c["cong_ms"] for (size, group, _), c in out.sums.items() if size == 60)
+    assert congested == 2 * 30_000  # readings 3 and 4 find the episode open (it opens at the third slow one)
+    per_sensor = sum(c["cong_ms"] for (size, group, _), c in out.sums.items() if group == "sensor:TLD-0001")
+    assert per_sensor == congested
