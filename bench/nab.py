@@ -1,6 +1,6 @@
 """Score citystream's streaming anomaly detector on NAB's realTraffic loop-detector series.
 
-    python bench/nab.py [--detector NAME] [--data bench/data/nab]
+    python bench/nab.py [--detector NAME] [--data bench/data/nab] [--vary FIELD=V1,V2,... ...]
 
 Runs the detector of `processors/traffic/anomaly.py` over the seven labelled realTraffic files of the
 Numenta Anomaly Benchmark, through the same code as `citystream score-csv`, then scores it the way NAB's
@@ -10,7 +10,8 @@ the earliest one per window counts), every detection outside a window costs the 
 sigmoid of its distance after the preceding window, and a missed window costs the FN weight. One threshold
 per profile is swept over all files together; the score is normalised as 100 * (raw - null) / (perfect -
 null), where the null detector never detects and the perfect one detects each window at its first point.
-A benchmark, not a test: it prints a table.
+A benchmark, not a test: it prints a table. `--vary` then prints the scores with one setting of the
+detector changed at a time, to show how sensitive the scores are to it.
 """
 
 from __future__ import annotations
@@ -20,14 +21,21 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from processors.traffic.anomaly import DEFAULT_DETECTOR, DETECTORS, parse_series_rows, score_series  # noqa: E402
+from processors.traffic.anomaly import (  # noqa: E402
+    DEFAULT_DETECTOR,
+    DETECTORS,
+    AnomalyParams,
+    detector_params,
+    parse_series_rows,
+    score_series,
+)
 
 DATA = REPO / "bench" / "data" / "nab"
 CORPUS = "realTraffic"
@@ -214,8 +222,8 @@ def score_corpus(
     return out
 
 
-def run(detector: str, data: Path, quiet: bool = False) -> list[ProfileResult]:
-    """Run the detector over every realTraffic file and score it under each NAB profile."""
+def run(detector: str | AnomalyParams, data: Path, quiet: bool = False) -> list[ProfileResult]:
+    """Run the detector (a name or its settings) over every realTraffic file and score it under each NAB profile."""
     windows = load_windows(data / "labels" / "combined_windows.json")
     profiles = load_profiles(data / "config" / "profiles.json")
     scored = {}
@@ -230,11 +238,25 @@ def run(detector: str, data: Path, quiet: bool = False) -> list[ProfileResult]:
     return score_corpus(scored, windows, profiles)
 
 
+def variations(base: AnomalyParams, specs: list[str]) -> list[tuple[str, AnomalyParams]]:
+    """Parse `FIELD=V1,V2,...` specs into labelled copies of the settings with that one field changed."""
+    types = {f.name: f.type for f in fields(AnomalyParams)}
+    out: list[tuple[str, AnomalyParams]] = []
+    for spec in specs:
+        name, _, values = spec.partition("=")
+        if name not in types or not values:
+            raise SystemExit(f"--vary {spec!r}: expected FIELD=V1,V2,... with FIELD one of {', '.join(types)}")
+        cast = int if types[name] in (int, "int") else float
+        out.extend((f"{name}={v}", replace(base, **{name: cast(v)})) for v in values.split(","))  # type: ignore[arg-type]
+    return out
+
+
 def main() -> int:
     """Print the normalised NAB score, threshold and counts of the chosen detector per profile."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--detector", default=DEFAULT_DETECTOR, choices=sorted(DETECTORS))
     parser.add_argument("--data", type=Path, default=DATA, help="a NAB checkout or bench/data/nab")
+    parser.add_argument("--vary", nargs="*", default=[], metavar="FIELD=V1,V2", help="settings to vary one at a time")
     args = parser.parse_args()
     results = run(args.detector, args.data)
     print(f"NAB realTraffic (7 files), detector={args.detector}")
@@ -244,6 +266,12 @@ def main() -> int:
         print(
             f"{r.profile:<20} {r.normalised:>7.1f} {t.threshold:>10.5f} {t.score:>8.3f} {t.tp:>4} {t.fp:>4} {t.fn:>5}"
         )
+    if args.vary:
+        print(f"\nsensitivity of {args.detector}, one setting changed at a time (normalised scores)")
+        print(f"{'setting':<28} {'standard':>9} {'low FP':>7} {'low FN':>7}")
+        for label, params in variations(detector_params(args.detector), args.vary):
+            scores = [r.normalised for r in run(params, args.data, quiet=True)]
+            print(f"{label:<28} {scores[0]:>9.1f} {scores[1]:>7.1f} {scores[2]:>7.1f}")
     return 0
 
 

@@ -9,6 +9,12 @@ absolute deviation as its scale, so a single outlier moves neither by more than 
 z-score of a reading, or of its short-term level when that drifts away from the baseline, becomes a score in
 [0, 1) through 1 - exp(-z / temperature). Once a score reaches `alarm_score`, scores are damped for
 `cooldown` readings: one incident is reported once, not at every slow reading of it.
+
+The "robust-z-envelope" detector (the default) also keeps an envelope of the series' recent extremes: an
+upper and a lower bound that jump to any reading beyond them and otherwise relax back towards the baseline
+with a half-life of `envelope_half_life` readings. A reading inside that envelope is no more extreme than
+one the series showed lately, so its z-score counts `inside_weight` times: a sensor that spikes every day
+stops alarming at each spike, while a deviation beyond anything recent still scores in full.
 """
 
 from __future__ import annotations
@@ -38,13 +44,16 @@ class AnomalyParams:
     alarm_score: float = 0.6
     cooldown: int = 20
     damping: float = 0.0
+    envelope_half_life: float = 0.0  # 0: no envelope, every reading's z-score counts in full
+    inside_weight: float = 1.0
 
 
 DETECTORS: dict[str, AnomalyParams] = {
     "robust-z": AnomalyParams(),
     "robust-z-no-cooldown": AnomalyParams(cooldown=0),
+    "robust-z-envelope": AnomalyParams(envelope_half_life=300.0, inside_weight=0.5),
 }
-DEFAULT_DETECTOR = "robust-z"
+DEFAULT_DETECTOR = "robust-z-envelope"
 
 
 def detector_params(name: str) -> AnomalyParams:
@@ -57,7 +66,7 @@ def detector_params(name: str) -> AnomalyParams:
 
 def initial_state() -> dict[str, Any]:
     """Return the state of a series that has seen no reading yet."""
-    return {"n": 0, "base": 0.0, "scale": 0.0, "level": 0.0, "since_alarm": -1}
+    return {"n": 0, "base": 0.0, "scale": 0.0, "level": 0.0, "upper": 0.0, "lower": 0.0, "since_alarm": -1}
 
 
 def score_reading(state: dict[str, Any], value: float, params: AnomalyParams) -> float:
@@ -67,7 +76,7 @@ def score_reading(state: dict[str, Any], value: float, params: AnomalyParams) ->
     n = state["n"]
     state["n"] = n + 1
     if n == 0:
-        state["base"] = state["level"] = value
+        state["base"] = state["level"] = state["upper"] = state["lower"] = value
         state["scale"] = 0.05 * abs(value) + 1e-3
         return 0.0
     base, level = state["base"], state["level"]
@@ -81,9 +90,10 @@ def score_reading(state: dict[str, Any], value: float, params: AnomalyParams) ->
     state["base"] = base + params.baseline_weight * clipped * scale
     state["scale"] = scale + params.baseline_weight * (min(abs(residual), params.clip * scale) - scale)
     state["level"] = level
+    weight = _envelope_weight(state, value, params)
     if n < params.warmup:
         return 0.0
-    score = 1.0 - math.exp(-max(abs(z), drift) / params.temperature)
+    score = 1.0 - math.exp(-weight * max(abs(z), drift) / params.temperature)
     since = state["since_alarm"]
     if 0 <= since < params.cooldown:
         state["since_alarm"] = since + 1
@@ -95,9 +105,22 @@ def score_reading(state: dict[str, Any], value: float, params: AnomalyParams) ->
     return score
 
 
-def score_series(values: Iterable[float], detector: str = DEFAULT_DETECTOR) -> list[float]:
+def _envelope_weight(state: dict[str, Any], value: float, params: AnomalyParams) -> float:
+    """Return how much the reading's z-score counts (1 beyond the recent extremes), then move the envelope."""
+    if params.envelope_half_life <= 0:
+        return 1.0
+    upper, lower = state["upper"], state["lower"]
+    weight = 1.0 if value > upper or value < lower else params.inside_weight
+    keep = 0.5 ** (1.0 / params.envelope_half_life)
+    base = state["base"]
+    state["upper"] = max(value, base + keep * (upper - base))
+    state["lower"] = min(value, base + keep * (lower - base))
+    return weight
+
+
+def score_series(values: Iterable[float], detector: str | AnomalyParams = DEFAULT_DETECTOR) -> list[float]:
     """Score every reading of one series in order with a fresh state, as a worker would."""
-    params = detector_params(detector)
+    params = detector if isinstance(detector, AnomalyParams) else detector_params(detector)
     state = initial_state()
     return [score_reading(state, value, params) for value in values]
 

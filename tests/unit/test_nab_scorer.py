@@ -23,6 +23,7 @@ from bench.nab import (
 )
 from citystream.cli import main
 from processors.traffic.anomaly import (
+    DEFAULT_DETECTOR,
     DETECTORS,
     SeriesInputError,
     detector_params,
@@ -74,8 +75,9 @@ def test_a_missed_window_costs_the_fn_weight_and_an_early_hit_earns_the_tp_weigh
     assert score_at(weigh_rows("f", scores, [(50, 59)], cost), cost, 0.5).score == pytest.approx(1.0 - 0.11, abs=1e-3)
 
 
-def test_bench_scores_the_project_detector_above_the_null_detector() -> None:
-    results = {r.profile: r for r in run("robust-z", DATA, quiet=True)}
+@pytest.mark.parametrize("detector", ["robust-z", DEFAULT_DETECTOR])
+def test_bench_scores_the_project_detector_above_the_null_detector(detector: str) -> None:
+    results = {r.profile: r for r in run(detector, DATA, quiet=True)}
     assert set(results) == {"standard", "reward_low_FP_rate", "reward_low_FN_rate"}
     assert all(0.0 < r.normalised <= 100.0 for r in results.values())
 
@@ -95,8 +97,9 @@ def test_scores_stay_in_unit_interval(detector: str) -> None:
     assert all(0.0 <= s <= 1.0 for s in score_series(values, detector))
 
 
-def test_state_is_small_fixed_and_json_able_after_100k_readings() -> None:
-    params = detector_params("robust-z")
+@pytest.mark.parametrize("detector", sorted(DETECTORS))
+def test_state_is_small_fixed_and_json_able_after_100k_readings(detector: str) -> None:
+    params = detector_params(detector)
     state = initial_state()
     keys = set(state)
     for value in random_walk(100_000, seed=2):
@@ -114,6 +117,22 @@ def test_no_look_ahead(detector: str) -> None:
     values = random_walk(3000, seed=3)
     prefix = score_series(values[:1500], detector)
     assert score_series(values, detector)[:1500] == prefix
+
+
+@pytest.mark.parametrize("detector", sorted(DETECTORS))
+def test_scores_are_deterministic(detector: str) -> None:
+    values = random_walk(3000, seed=4)
+    assert score_series(values, detector) == score_series(values, detector)
+
+
+def test_envelope_damps_a_spike_no_higher_than_a_recent_one() -> None:
+    calm = [60.0 + (i % 7) * 0.5 for i in range(200)]
+    first = [*calm, 120.0, *calm[:60]]
+    again = [*first, 110.0]
+    beyond = [*first, 140.0]
+    envelope, plain = "robust-z-envelope", "robust-z"
+    assert score_series(again, envelope)[-1] < score_series(again, plain)[-1]
+    assert score_series(beyond, envelope)[-1] == score_series(beyond, plain)[-1] > 0.6
 
 
 def test_unknown_detector_lists_the_known_ones() -> None:
