@@ -22,7 +22,7 @@ from api.exceptions import (
     UnknownMetricError,
     UnknownWindowError,
 )
-from geo.exceptions import GeoError
+from geo.exceptions import GeoError, InvalidZoneError
 from streams.exceptions import CitystreamError, PublishError
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ STATUS_BY_ERROR: dict[type[Exception], int] = {
     RateLimitedError: 429,
     UnknownMetricError: 422,
     UnknownWindowError: 422,
+    InvalidZoneError: 422,  # a fence collection that does not validate (before GeoError: it is one)
     GeoError: 400,
     NotFoundError: 404,
     PayloadTooLargeError: 413,

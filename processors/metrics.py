@@ -19,6 +19,6 @@ METRICS: dict[Domain, MetricFn] = {
 HAS_MEMBERS = {Domain.drone}
 METRIC_NAMES: dict[Domain, tuple[str, ...]] = {
     Domain.traffic: ("avg_speed_kmh", "vehicle_count", "flow_veh_h", "occupancy", "congestion_minutes", "readings"),
-    Domain.drone: ("drones_airborne", "fixes"),
+    Domain.drone: ("drones_airborne", "fixes", "violations"),
     Domain.energy: ("energy_kwh", "readings", "peak_kw", "mean_voltage_v"),
 }

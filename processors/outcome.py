@@ -54,6 +54,7 @@ class BatchOutcome:
     dirty_sources: set[str] = field(default_factory=set)
     silence_watch: dict[str, int | None] = field(default_factory=dict)  # source -> last reading ms (None: unwatch)
     supply_transitions: list[Any] = field(default_factory=list)  # energy: meters going dark or back, by feeder
+    positions: list[Any] = field(default_factory=list)  # drones: in-order fixes for the separation check
     events: int = 0
     max_event_ms: int = -1
 

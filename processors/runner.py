@@ -14,12 +14,14 @@ from aiokafka.errors import KafkaError as AIOKafkaError
 from redis.exceptions import RedisError
 
 from geo.zones import ZoneIndex
+from processors.drone.fence_store import FenceSource
 from processors.drone.processor import DroneProcessor
+from processors.drone.separation import SeparationCheck
 from processors.energy.feeder import SupplyTransition, feeder_step
 from processors.energy.processor import EnergyProcessor
 from processors.outcome import UNZONED, BatchOutcome, DeadLetter
 from processors.silence import silent_alert
-from processors.sink import RedisSink, SharedUpdate
+from processors.sink import RedisSink, Shared, SharedUpdate
 from processors.timeliness import Timeliness, classify, remember
 from processors.traffic.processor import TrafficProcessor
 from streams.codec import decode_event
@@ -76,16 +78,24 @@ class BatchRunner:
     """Turn batches of Kafka records into committed Redis effects, exactly once per record."""
 
     def __init__(
-        self, settings: Settings, zones: ZoneIndex, sink: RedisSink, publish: Publish, seek: Seek | None = None
+        self,
+        settings: Settings,
+        zones: ZoneIndex,
+        sink: RedisSink,
+        publish: Publish,
+        seek: Seek | None = None,
+        fences: FenceSource | None = None,
     ) -> None:
         self.settings = settings
         self.zones = zones
         self.sink = sink
         self.publish = publish
         self.seek = seek
+        self.fences = fences
+        self.drones = DroneProcessor(settings, zones)
         self.processors: dict[Domain, DomainProcessor] = {
             Domain.traffic: TrafficProcessor(settings),
-            Domain.drone: DroneProcessor(settings, zones),
+            Domain.drone: self.drones,
             Domain.energy: EnergyProcessor(settings),
         }
         self.caches: dict[tuple[str, int], PartitionCache] = {}
@@ -154,13 +164,17 @@ class BatchRunner:
             domain, worker.window_seconds, worker.zone_sizes(domain.value), worker.source_sizes(domain.value)
         )
         events = self._decode(domain, todo, outcome)
+        if domain is Domain.drone and self.fences is not None:
+            airspace = await self.fences.changed()
+            if airspace is not None:
+                self.drones.use(airspace)
         missing = list({ev.source_id for _, ev in events} - cache.states.keys())
         cache.states.update(await self.sink.load_states(domain.value, missing))
         self._apply(domain, events, cache, outcome)
         outcome.max_event_ms = cache.max_event_ms
         await self.publish(outcome)
         states = {sid: cache.states[sid] for sid in outcome.dirty_sources}
-        shared = self._feeders(outcome)
+        shared = self._feeders(outcome) or self._separation(outcome)
         result = await self.sink.commit(topic, partition, base, todo[-1].offset, outcome, states, shared)
         if not result.applied:
             log.info(
@@ -176,6 +190,18 @@ class BatchRunner:
         if outcome.max_event_ms >= 0:
             cache.commit_wall_ms = int(time.time() * 1000)
         return True
+
+    def _separation(self, outcome: BatchOutcome) -> Shared | None:
+        """Return the check of this batch's drone fixes against other drones' (None: no drone fixes)."""
+        if not outcome.positions:
+            return None
+
+        async def publish(alerts: list[Alert]) -> None:
+            await self.publish(
+                BatchOutcome(Domain.drone, self.settings.worker.window_seconds, alerts={a.id: a for a in alerts})
+            )
+
+        return SeparationCheck(outcome.positions, self.sink.keys, self.settings.drone, publish)
 
     def _feeders(self, outcome: BatchOutcome) -> SharedUpdate | None:
         """Return how this batch's supply transitions change their feeders' shared state (None: none do)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from redis.asyncio import Redis
@@ -35,8 +35,29 @@ return 0
 """
 
 
-SHARED_RETRIES = 50  # a feeder changed by other partitions this many times in a row: give up, the batch is retried
+SHARED_RETRIES = 50  # shared keys changed by other partitions this many times in a row: give up, the batch is retried
 ALERT_EVENTS_MAX = 200_000  # changes kept for clients that reconnect (about a day of a busy city)
+
+
+Writes = Callable[[Any], None]  # adds a batch's writes to the transaction
+
+
+class Shared(Protocol):
+    """State several partitions write: watched with the partition offset and decided on inside the commit."""
+
+    @property
+    def keys(self) -> list[str]:
+        """Return the keys to WATCH with the partition offset."""
+        ...
+
+    @property
+    def publish(self) -> Callable[[list[Alert]], Awaitable[None]]:
+        """Return how alerts decided here are sent before the commit."""
+        ...
+
+    async def decide_in(self, pipe: Any, reader: Redis) -> tuple[Writes, list[Alert]]:
+        """Read the watched state (through `pipe`, or `reader` after the WATCH) and return the writes and alerts."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -46,6 +67,16 @@ class SharedUpdate:
     keys: list[str]
     decide: Callable[[list[bytes | str | None]], tuple[dict[str, bytes], list[Alert]]]
     publish: Callable[[list[Alert]], Awaitable[None]]
+
+    async def decide_in(self, pipe: Any, reader: Redis) -> tuple[Writes, list[Alert]]:
+        """Decide on the keys' current values, read through the watching pipeline."""
+        writes, alerts = self.decide([await pipe.get(k) for k in self.keys])
+
+        def write(tx: Any) -> None:
+            for key, value in writes.items():
+                tx.set(key, value)
+
+        return write, alerts
 
 
 @dataclass(frozen=True)
@@ -109,13 +140,13 @@ class RedisSink:
         last_offset: int,
         outcome: BatchOutcome,
         states: dict[str, dict[str, Any]],
-        shared: SharedUpdate | None = None,
+        shared: Shared | None = None,
     ) -> CommitResult:
         """Apply a batch if the partition is still at base_offset; otherwise apply nothing.
 
-        With `shared`, keys that several partitions write (a feeder's state) are read under the same WATCH
-        and decided on inside the transaction; if another partition changed one of them first, the
-        decision is made again on the new value.
+        With `shared`, keys that several partitions write (a feeder's state, the drones' separation index) are
+        read under the same WATCH and decided on inside the transaction; if another partition changed one of
+        them first, the decision is made again on the new value.
         """
         offset_key = self.keys.partition_offset(topic, partition)
         shared_keys = shared.keys if shared else []
@@ -127,16 +158,16 @@ class RedisSink:
                     stored = -1 if raw is None else int(raw)
                     if stored != base_offset:
                         return CommitResult(False, stored)
-                    writes: dict[str, bytes] = {}
+                    writes: Writes | None = None
                     shared_alerts: list[Alert] = []
                     if shared is not None:
-                        writes, shared_alerts = shared.decide([await pipe.get(k) for k in shared_keys])
+                        writes, shared_alerts = await shared.decide_in(pipe, self.redis)
                         if shared_alerts:
                             await shared.publish(shared_alerts)
                     pipe.multi()
                     self._write(pipe, topic, partition, outcome, states, shared_alerts)
-                    for key, value in writes.items():
-                        pipe.set(key, value)
+                    if writes is not None:
+                        writes(pipe)
                     pipe.set(offset_key, last_offset)
                     await pipe.execute()
                     return CommitResult(True, last_offset)

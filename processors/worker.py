@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from geo.zones import ZoneIndex
+from processors.drone.fence_store import FenceSource
 from processors.outcome import BatchOutcome, DeadLetter
 from processors.runner import BatchRunner, Record
 from processors.sink import RedisSink
@@ -67,7 +68,9 @@ def create_worker(settings: Settings) -> faust.App:
         """Make the consumer read a partition again from an offset (Faust drops records below its read offset)."""
         await app.consumer.seek(TP(topic, partition), offset)
 
-    runner = BatchRunner(settings, zones, RedisSink(redis, keys, retention_s), publish, seek)
+    drone = settings.drone
+    fences = FenceSource(redis, keys, zones, drone.permits_file, drone.fence_refresh_s)
+    runner = BatchRunner(settings, zones, RedisSink(redis, keys, retention_s), publish, seek, fences)
     sizes = {d: sorted({*settings.worker.zone_sizes(d.value), *settings.worker.source_sizes(d.value)}) for d in Domain}
     stores = {
         (domain, size): WindowStore(redis, keys, size, topics, settings.worker.idle_partition_s)

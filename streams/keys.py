@@ -49,6 +49,32 @@ class Keys:
         """Return the JSON state of one feeder: its meters' supply and its open outage, shared by all partitions."""
         return f"{self.prefix}:feeder:{feeder_id}"
 
+    def fences(self, kind: str) -> str:
+        """Return the GeoJSON FeatureCollection of one airspace kind set at run time (`PUT /zones/{kind}`)."""
+        return f"{self.prefix}:fences:{kind}"
+
+    @property
+    def fences_version(self) -> str:
+        """Return the counter that goes up with every fence change; workers rebuild their airspace when it moves."""
+        return f"{self.prefix}:fences-version"
+
+    def separation_slice(self, slice_index: int, tile: str) -> str:
+        """Return the GEO set of airborne fixes (`drone|t_ms|height`) in one time slice and grid tile."""
+        return f"{self.prefix}:sep:{slice_index}:{tile}"
+
+    def separation_pair(self, a: str, b: str) -> str:
+        """Return the JSON episode state of one pair of drones (ids sorted)."""
+        return f"{self.prefix}:sep-pair:{a}|{b}"
+
+    def separation_open(self, drone_id: str) -> str:
+        """Return the set of drones one drone has an open separation episode with."""
+        return f"{self.prefix}:sep-open:{drone_id}"
+
+    @property
+    def separation_last(self) -> str:
+        """Return the hash of drone id -> JSON [lon, lat, height, t_ms] of its latest airborne fix."""
+        return f"{self.prefix}:sep-last"
+
     def silence_index(self, topic: str, partition: int) -> str:
         """Return the sorted set of a partition's watched sources scored by their last reading (event ms)."""
         return f"{self.prefix}:silence:{topic}:{partition}"

@@ -211,6 +211,24 @@ class AggregatePage(BaseModel):
     items: list[Aggregate]
 
 
+class Corridor(BaseModel):
+    """One grid cell's drone traffic over one window: a busy corridor when it ranks high."""
+
+    cell_id: str = Field(description="`cell<size m>:<row>:<column>`")
+    bounds: tuple[float, float, float, float] = Field(description="west, south, east, north in degrees")
+    window_start: datetime
+    window_end: datetime
+    fixes: int = Field(description="airborne fixes in the cell")
+    drones_airborne: int
+    violations: int = Field(description="rule alerts opened by fixes in the cell")
+
+
+class CorridorPage(BaseModel):
+    """The busiest cells of each window, oldest window first, busiest cell first."""
+
+    items: list[Corridor]
+
+
 def alert_id(kind: str, source_id: str, episode_start: datetime, scope: str = "") -> str:
     """Derive an alert id from rule, source and episode, so a replayed event finds the same alert."""
     raw = f"{kind}|{source_id}|{scope}|{episode_start.astimezone(UTC).isoformat()}"

@@ -68,8 +68,8 @@ class WorkerSettings(BaseModel):
         description="tumbling window sizes kept per zone, by domain; each a multiple of window_seconds",
     )
     source_windows_s: dict[str, list[int]] = Field(
-        default_factory=lambda: {"traffic": [900, 3600], "drone": [], "energy": [900]},
-        description="window sizes kept per detector (sensor:<id>), meter (meter:<id>) and feeder (feeder:<id>)",
+        default_factory=lambda: {"traffic": [900, 3600], "drone": [3600], "energy": [900]},
+        description="window sizes per group: detectors (sensor:<id>), meters, feeders (900 s settles), drone cells",
     )
     window_grace_s: float = Field(30.0, ge=0)
     emit_interval_s: float = Field(5.0, gt=0)
@@ -143,6 +143,20 @@ class DroneRules(BaseModel):
         "emergency",
         "remote_id_failure",
     ]
+    max_height_agl_m: float = Field(
+        120.0, gt=0, le=10_000, description="height above ground limit; a fence's max_height_agl_m overrides it inside"
+    )
+    max_speed_mps: float = Field(27.8, gt=0, le=255, description="horizontal speed limit (100 km/h)")
+    permits_file: Path | None = Field(
+        None, description="JSON {fence id: [operator ids]}: permits for restricted zones and declared operating areas"
+    )
+    fence_refresh_s: float = Field(1.0, gt=0, le=300, description="how often a worker checks for new fences")
+    separation_horizontal_m: float = Field(50.0, gt=0, le=5000)
+    separation_vertical_m: float = Field(15.0, gt=0, le=1000)
+    separation_window_s: float = Field(
+        5.0, gt=0, le=60, description="fixes of two drones at most this far apart in time are compared"
+    )
+    corridor_cell_m: float = Field(500.0, ge=50, le=10_000, description="grid cell of the busiest-corridor counts")
 
 
 EN50160_VOLTAGE = {"nominal_voltage_v": 230.0, "voltage_upper_pct": 10.0, "voltage_lower_pct": 10.0}

@@ -11,9 +11,9 @@ from api.auth import require
 from api.deps import SettingsDep, WindowStoresDep
 from api.exceptions import UnknownMetricError, UnknownWindowError
 from api.roles import Role
-from api.services.aggregates import query_aggregates
+from api.services.aggregates import query_aggregates, query_corridors
 from processors.metrics import METRIC_NAMES
-from streams.models import AggregatePage, Domain
+from streams.models import AggregatePage, CorridorPage, Domain
 from streams.settings import WorkerSettings
 
 router = APIRouter(
@@ -49,6 +49,25 @@ async def aggregates(
             f"no metric {metric!r} for {domain or 'any domain'}; known metrics: {', '.join(known)}"
         )
     return AggregatePage(items=await query_aggregates(stores[window], domains, metric, zone, start, end, limit))
+
+
+@router.get("/corridors", response_model=CorridorPage)
+async def corridors(
+    stores: WindowStoresDep,
+    settings: SettingsDep,
+    window: Annotated[int, Query(description="window size in seconds (drone group windows: 3600)")] = 3600,
+    start: Annotated[
+        datetime | None, Query(alias="from", description="windows starting at or after (ISO 8601)")
+    ] = None,
+    end: Annotated[datetime | None, Query(alias="to", description="windows starting before (ISO 8601)")] = None,
+    top: Annotated[int, Query(ge=1, le=1000, description="cells per window")] = 10,
+    windows: Annotated[int, Query(ge=1, le=168, description="the latest this many windows")] = 24,
+) -> CorridorPage:
+    """Return the busiest drone corridors: the grid cells with the most airborne fixes in each window."""
+    kept = settings.worker.source_sizes(Domain.drone.value)
+    if window not in kept:
+        raise UnknownWindowError(f"no {window} s drone corridor windows are kept; kept: {list(kept)}")
+    return CorridorPage(items=await query_corridors(stores[window], start, end, top, windows))
 
 
 @router.get("/windows")

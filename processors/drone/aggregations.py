@@ -1,4 +1,8 @@
-"""Pure drone window aggregation: fixes counted, airborne drones counted once per window."""
+"""Pure drone window aggregation: fixes counted, airborne drones counted once per window, violations opened.
+
+The same sums are kept per district and per corridor grid cell (`cell<size>:<row>:<column>`, airborne
+fixes only).
+"""
 
 from __future__ import annotations
 
@@ -22,4 +26,8 @@ def drone_metrics(sums: Mapping[str, int], distinct: int, window_s: int = 60) ->
     n = sums.get("n", 0)
     if n == 0:
         return {}
-    return {"drones_airborne": (float(distinct), "drones"), "fixes": (float(n), "fixes")}
+    return {
+        "drones_airborne": (float(distinct), "drones"),
+        "fixes": (float(n), "fixes"),
+        "violations": (float(sums.get("violations", 0)), "alerts"),
+    }

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from geo.grid import cell_id, cell_of
 from geo.zones import ZoneIndex
+from processors.drone.detectors import VIOLATIONS
 from processors.drone.processor import DroneProcessor
 from processors.energy.processor import EnergyProcessor
 from processors.outcome import BatchOutcome
@@ -87,8 +89,9 @@ def make_city_input(
                 "observed_at": _iso(t),
                 "lat": round(lat, 6),
                 "lon": lon0,
-                "altitude_m": 65.0,
-                "height_agl_m": 0.0 if k == 0 else 60.0,
+                # every sixth drone shares a district point: 20 m apart in height keeps them separated
+                "altitude_m": 65.0 + 20 * (d // 6),
+                "height_agl_m": 0.0 if k == 0 else 60.0 + 20 * (d // 6),
                 "speed_h_mps": 8.0,
                 "speed_v_mps": 0.0,
                 "heading_deg": 180.0,
@@ -137,23 +140,25 @@ def batch_truth_windows(
     Returns {(domain, metric, zone or group, window_s, start_ms): value}.
     """
     out: dict[tuple[str, str, str, int, int], float] = {}
+    cell_m = settings.drone.corridor_cell_m
+
+    def groups(d: str, v: dict[str, Any], z: str) -> list[str]:
+        if d == "traffic":
+            return [f"sensor:{v['sensor_id']}"]
+        if d == "energy":
+            return [f"meter:{v['meter_id']}", f"feeder:{v['feeder_id']}"]
+        if d == "drone" and v["status"] != "ground":
+            return [cell_id(*cell_of(v["lon"], v["lat"], cell_m), cell_m)]
+        return []
+
     for domain in ("traffic", "drone", "energy"):
         mine = [e for e in events if e[0] == domain]
         tables = [(size, lambda d, v, z: [z]) for size in settings.worker.zone_sizes(domain)]
-        tables += [(size, _source_groups) for size in settings.worker.source_sizes(domain)]
+        tables += [(size, groups) for size in settings.worker.source_sizes(domain)]
         for size, group_of in tables:
             for (dom, metric, group, start), value in _truth(mine, zones, size, group_of).items():
                 out[(dom, metric, group, size, start)] = value
     return out
-
-
-def _source_groups(domain: str, v: dict[str, Any], zone_id: str) -> list[str]:
-    """Return the per-source windows a reading also counts in (detector; meter and feeder)."""
-    if domain == "traffic":
-        return [f"sensor:{v['sensor_id']}"]
-    if domain == "energy":
-        return [f"meter:{v['meter_id']}", f"feeder:{v['feeder_id']}"]
-    return []
 
 
 def _truth(
@@ -171,6 +176,7 @@ def _truth(
             "mv": 0,
             "max_w": None,
             "drones": set(),
+            "violations": 0,
         }
     )
     rules = EnergyRules()
@@ -178,7 +184,8 @@ def _truth(
     last: dict[str, tuple[int, int, float]] = {}  # meter -> (Wh, ms, kW) of its previous reading
     congestion: dict[str, dict[str, Any]] = defaultdict(dict)  # detector -> congestion detector state
     last_ms: dict[str, int] = {}  # detector -> its previous reading
-    for domain, key, v in events:
+    opened = _violations_opened(events, zones)
+    for index, (domain, key, v) in enumerate(events):
         t = datetime.fromisoformat(v["observed_at"])
         ms = int(t.timestamp() * 1000)
         zone = zones.district_at(v["lon"], v["lat"])
@@ -212,6 +219,7 @@ def _truth(
             elif domain == "drone":
                 if v["status"] != "ground":
                     w["drones"].add(key)
+                w["violations"] += opened.get(index, 0)
             else:
                 w["wh"] += added_wh
                 w["mv"] += round(v["voltage_v"] * 1000)
@@ -230,12 +238,36 @@ def _truth(
         elif domain == "drone":
             truth[("drone", "drones_airborne", *k[1:])] = float(len(w["drones"]))
             truth[("drone", "fixes", *k[1:])] = float(w["n"])
+            truth[("drone", "violations", *k[1:])] = float(w["violations"])
         else:
             truth[("energy", "energy_kwh", *k[1:])] = w["wh"] / 1000
             truth[("energy", "readings", *k[1:])] = float(w["n"])
             truth[("energy", "peak_kw", *k[1:])] = w["max_w"] / 1000
             truth[("energy", "mean_voltage_v", *k[1:])] = w["mv"] / w["n"] / 1000
     return truth
+
+
+def _violations_opened(events: list[Event], zones: ZoneIndex) -> dict[int, int]:
+    """Return {index of a drone fix: rule violations it opened}, from the alerts a plain in-order run raises.
+
+    A violation is counted where its alert first appears: a new alert id of a violation kind.
+    """
+    processor = DroneProcessor(Settings(environment="test"), zones)
+    states: dict[str, dict[str, Any]] = {}
+    seen: set[str] = set()
+    opened: dict[int, int] = {}
+    for index, (domain, key, value) in enumerate(events):
+        if domain != "drone":
+            continue
+        event = MODEL_BY_DOMAIN[Domain.drone].model_validate(value)
+        zone = zones.district_at(event.lon, event.lat)
+        out = BatchOutcome(Domain.drone, 60)
+        processor.process(event, zone.id if zone else "unzoned", states.setdefault(key, {}), out, True)
+        new = [a for a in out.alerts.values() if a.kind in VIOLATIONS and a.id not in seen]
+        seen.update(a.id for a in out.alerts.values())
+        if new:
+            opened[index] = len(new)
+    return opened
 
 
 def batch_alerts(events: list[Event], settings: Settings, zones: ZoneIndex) -> dict[str, tuple[str, str, str, int]]:

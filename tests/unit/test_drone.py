@@ -132,7 +132,14 @@ def test_breach_alert_carries_its_evidence(index: ZoneIndex) -> None:
     assert alert.status is AlertStatus.open
     assert alert.source_id == "CN-UAS-0001"
     assert alert.zone_id == "binhaiwan-core"
-    assert alert.data == {"nofly_zone_id": GOV, "operator_id": "OP-DG-001", "status": "airborne"}
+    assert alert.data == {
+        "nofly_zone_id": GOV,
+        "operator_id": "OP-DG-001",
+        "status": "airborne",
+        "fence_id": GOV,
+        "fence_kind": "no_fly",
+        "fence_name": "Binhaiwan New Area Administrative Centre",
+    }
     assert alert.measured_value == 60.0
     assert alert.threshold == 0.0
     assert alert.threshold_type == "UPPER"
@@ -244,8 +251,16 @@ def test_is_airborne(status: str, airborne: bool) -> None:
     [
         ({}, 0, {}),
         ({"n": 0}, 3, {}),
-        ({"n": 7}, 2, {"drones_airborne": (2.0, "drones"), "fixes": (7.0, "fixes")}),
-        ({"n": 4}, 0, {"drones_airborne": (0.0, "drones"), "fixes": (4.0, "fixes")}),
+        (
+            {"n": 7},
+            2,
+            {"drones_airborne": (2.0, "drones"), "fixes": (7.0, "fixes"), "violations": (0.0, "alerts")},
+        ),
+        (
+            {"n": 4, "violations": 3},
+            0,
+            {"drones_airborne": (0.0, "drones"), "fixes": (4.0, "fixes"), "violations": (3.0, "alerts")},
+        ),
     ],
 )
 def test_drone_metrics(sums: dict[str, int], distinct: int, expected: dict[str, tuple[float, str]]) -> None:

@@ -30,7 +30,8 @@ from streams.models import Alert, AlertStatus, Domain, EnergyReading, Severity, 
 from streams.settings import EnergyRules, Settings
 from tests.support.events import valid_value
 
-T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
+# At the start of an hour, so a sequence stays in one hour of the learned baselines.
+T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
 STEP = timedelta(seconds=15)
 RULES = EnergyRules()  # factor 3, at least +2 kW, after 10 samples, alpha 0.1
 ZONE = "changan"

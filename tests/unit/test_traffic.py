@@ -18,7 +18,8 @@ from processors.traffic.processor import TrafficProcessor
 from streams.models import Alert, AlertStatus, Domain, Severity, TrafficReading, alert_id
 from streams.settings import Settings, TrafficRules
 
-T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
+# At the start of an hour, so a sequence stays in one hour of the learned baselines.
+T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
 STEP = timedelta(seconds=30)
 LON, LAT = 113.700, 22.850  # humen-town
 ZONE = "humen-town"

@@ -1,0 +1,168 @@
+"""The airspace a worker judges drones against: fences by kind, operators' permits, and a tracker over them.
+
+Fences come per kind (`nofly`, `restricted`, `operating_area`, the API's names) as GeoJSON
+FeatureCollections: those set at run time (`PUT /zones/{kind}`, kept in Redis) or else the zones file's.
+A feature may list `permits: [operator ids]` (restricted zones and operating areas only); a permits file
+(`CITY_DRONE__PERMITS_FILE`, `{fence id: [operator ids]}`) adds more.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import shapely
+
+from geo.fences import UNKNOWN_HEIGHT_M, Fence, FenceError, FenceEvent, FenceKind, FenceSet, FenceTracker, load_fences
+from geo.zones import ZoneIndex
+
+AirspaceKind = Literal["nofly", "restricted", "operating_area"]
+AIRSPACE_KINDS: tuple[AirspaceKind, ...] = get_args(AirspaceKind)
+FENCE_KIND: dict[AirspaceKind, FenceKind] = {
+    "nofly": "no_fly",
+    "restricted": "restricted",
+    "operating_area": "operating_area",
+}
+MAX_FENCES_PER_KIND = 10_000
+
+
+def normalise_collection(kind: AirspaceKind, collection: Any) -> dict[str, Any]:
+    """Return a FeatureCollection of one kind with every feature's `kind` set, or raise FenceError.
+
+    A feature may omit `kind`, or give the API's name (`nofly`) or the engine's (`no_fly`); any other is refused.
+    """
+    if kind not in AIRSPACE_KINDS:
+        raise FenceError(f"unknown zone kind {kind!r}, expected one of {', '.join(AIRSPACE_KINDS)}")
+    if not isinstance(collection, dict) or collection.get("type") != "FeatureCollection":
+        raise FenceError("body is not a GeoJSON FeatureCollection")
+    features = collection.get("features")
+    if not isinstance(features, list):
+        raise FenceError("FeatureCollection has no 'features' list")
+    if len(features) > MAX_FENCES_PER_KIND:
+        raise FenceError(f"{len(features)} features: at most {MAX_FENCES_PER_KIND} per kind")
+    out = []
+    for index, feature in enumerate(features):
+        if not isinstance(feature, dict) or not isinstance(feature.get("properties") or {}, dict):
+            raise FenceError(f"feature {index}: not a GeoJSON Feature with an object of properties")
+        props = dict(feature.get("properties") or {})
+        given = props.get("kind", kind)
+        if given not in (kind, FENCE_KIND[kind]):
+            raise FenceError(f"feature {index}: kind {given!r} in a {kind} collection")
+        props["kind"] = FENCE_KIND[kind]
+        out.append({**feature, "properties": props})
+    return {"type": "FeatureCollection", "features": out}
+
+
+def feature_permits(collection: Mapping[str, Any]) -> dict[str, set[str]]:
+    """Return {fence id: operator ids} from the features' `permits` properties of a normalised collection."""
+    permits: dict[str, set[str]] = {}
+    for index, feature in enumerate(collection["features"]):
+        props = feature.get("properties") or {}
+        holders = props.get("permits")
+        if holders is None:
+            continue
+        fence_id = str(props.get("id", feature.get("id")))
+        if props.get("kind") == "no_fly":
+            raise FenceError(f"feature {index} ({fence_id!r}): no-fly zones take no permits")
+        if not isinstance(holders, list) or not all(isinstance(h, str) and h for h in holders):
+            raise FenceError(f"feature {index} ({fence_id!r}): permits must be a list of operator ids")
+        permits.setdefault(fence_id, set()).update(holders)
+    return permits
+
+
+def load_permits_file(path: Path | None) -> dict[str, set[str]]:
+    """Return the permits of a JSON file `{fence id: [operator ids]}` (none without a file)."""
+    if path is None:
+        return {}
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise FenceError(f"permits file {path} unreadable: {exc}; fix CITY_DRONE__PERMITS_FILE") from exc
+    if not isinstance(data, dict) or not all(
+        isinstance(v, list) and all(isinstance(h, str) and h for h in v) for v in data.values()
+    ):
+        raise FenceError(f"permits file {path}: expected {{fence id: [operator ids]}}")
+    return {str(k): set(v) for k, v in data.items()}
+
+
+def zone_file_collections(zones: ZoneIndex) -> dict[AirspaceKind, dict[str, Any]]:
+    """Return the zones file's no-fly and restricted areas as fence collections (it has no operating areas)."""
+    return {
+        "nofly": normalise_collection("nofly", zones.to_geojson("nofly")),
+        "restricted": normalise_collection("restricted", zones.to_geojson("restricted")),
+        "operating_area": {"type": "FeatureCollection", "features": []},
+    }
+
+
+class Airspace:
+    """Fences of every kind under one grid index, the permits, and the tracker that follows drones through them."""
+
+    def __init__(self, fences: list[Fence], permits: Mapping[str, set[str]], version: int = 0) -> None:
+        self.fence_set = FenceSet(fences)
+        takes_permits = {f.id for f in fences if f.kind != "no_fly"}
+        # A permit for a fence that is not (or no longer) there, or is now no-fly, is ignored: replacing fences
+        # at run time never stops a worker.
+        self.permits = {fid: frozenset(ops) for fid, ops in permits.items() if fid in takes_permits}
+        self.tracker = FenceTracker(self.fence_set, self.permits)
+        self.version = version
+        self.operating_areas = [f for f in fences if f.kind == "operating_area"]
+        self._boxes = shapely.STRtree([shapely.box(*f.polygon.bounds) for f in fences])
+
+    def track(
+        self, state: dict[str, Any], drone_id: str, operator_id: str, lon: float, lat: float, height_m: float, t_ms: int
+    ) -> list[FenceEvent]:
+        """Return the fence events of one fix and update the drone's fence state in place (FenceTracker.track_one).
+
+        Most fixes are nowhere near a fence: when neither the fix nor the path from the previous one meets a
+        fence's bounding box and the drone was in no fence, there is no event, and the tracker is skipped.
+        """
+        previous = state.get("fix")
+        west, south, east, north = lon, lat, lon, lat
+        if previous:
+            west, east = min(west, previous[0]), max(east, previous[0])
+            south, north = min(south, previous[1]), max(north, previous[1])
+        if not state.get("inside") and not len(self._boxes.query(shapely.box(west, south, east, north))):
+            height = None if height_m <= UNKNOWN_HEIGHT_M or math.isnan(height_m) else float(height_m)
+            state.clear()
+            state.update(inside=[], fix=[float(lon), float(lat), height, int(t_ms)])
+            return []
+        return self.tracker.track_one(state, drone_id, operator_id, lon, lat, height_m, t_ms)
+
+    @classmethod
+    def build(
+        cls, collections: Mapping[AirspaceKind, Mapping[str, Any]], file_permits: Mapping[str, set[str]], version: int
+    ) -> Airspace:
+        """Build from normalised collections per kind plus the permits file; raise FenceError if unusable."""
+        fences: list[Fence] = []
+        permits: dict[str, set[str]] = {k: set(v) for k, v in file_permits.items()}
+        for kind in AIRSPACE_KINDS:
+            collection = collections.get(kind)
+            if collection is None:
+                continue
+            fences += load_fences(dict(collection))
+            for fid, ops in feature_permits(collection).items():
+                permits.setdefault(fid, set()).update(ops)
+        seen: set[str] = set()
+        for fence in fences:
+            if fence.id in seen:
+                raise FenceError(f"fence id {fence.id!r} is used by two kinds; ids must be unique across kinds")
+            seen.add(fence.id)
+        return cls(fences, permits, version)
+
+    def declared_areas(self, operator_id: str, t_ms: int) -> list[Fence]:
+        """Return the operating areas in force that apply to an operator: listed as holder, or open to all."""
+        return [
+            f
+            for f in self.operating_areas
+            if (f.id not in self.permits or operator_id in self.permits[f.id]) and f.active_at(t_ms)
+        ]
+
+
+def validate_collection(kind: AirspaceKind, body: Any) -> dict[str, Any]:
+    """Return the normalised collection if it builds a usable airspace on its own, else raise FenceError."""
+    collection = normalise_collection(kind, body)
+    Airspace.build({kind: collection}, {}, 0)
+    return collection

@@ -1,0 +1,270 @@
+"""Loss of separation between two airborne drones, across partitions, through a Redis spatial index per time slice.
+
+Drones are keyed by drone id, so two neighbours are usually on different partitions. Each batch's airborne
+fixes are written, inside the partition's commit, into Redis GEO sets per time slice (`separation_window_s`)
+and grid tile, one member per fix (`drone|t_ms|height`). Each fix looks for fixes of other drones within
+`separation_horizontal_m` (GEOSEARCH BYRADIUS) in its own slice and the two beside it, then keeps those within
+`separation_vertical_m` and `separation_window_s` of it. The sets searched are WATCHed by the commit, so of
+two partitions committing close fixes at once, one redoes its decision and sees the other: every close pair
+of fixes is found by at least one side.
+
+A pair's episode is shared state (`sep-pair:<a>|<b>`, also WATCHed), so both partitions extend the same
+alert, whose id comes from the sorted pair and the episode start. It resolves when a fix of either drone
+shows the other's latest fix, within the time window, far enough away; when either lands; or when no close
+fix was seen for `STALE_WINDOWS` windows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from geo.grid import cell_of, cells_near
+from geo.metric import haversine_m
+from processors.alerts import ms_to_dt
+from streams.keys import Keys
+from streams.models import Alert, AlertStatus, Domain, GeoPoint, Severity, alert_id
+from streams.settings import DroneRules
+
+SEPARATION = "separation"
+TILE_M = 1000.0  # GEO sets are per tile, so only nearby drones' commits contend for the same keys
+STALE_WINDOWS = 6  # an episode with no close fix for this many windows resolves
+KEEP_S = 24 * 3600  # pair states and open sets expire after a day without change
+
+
+@dataclass(frozen=True)
+class Position:
+    """One in-order fix of a drone, as the separation check needs it."""
+
+    drone_id: str
+    operator_id: str
+    lon: float
+    lat: float
+    height_m: float | None  # None: unknown
+    t_ms: int
+    airborne: bool
+    zone_id: str
+
+
+def _member(p: Position) -> str:
+    return f"{p.drone_id}|{p.t_ms}|{'' if p.height_m is None else p.height_m}"
+
+
+def _parse(member: bytes | str) -> tuple[str, int, float | None]:
+    text = member.decode() if isinstance(member, bytes) else member
+    drone, t, h = text.rsplit("|", 2)
+    return drone, int(t), (float(h) if h else None)
+
+
+class SeparationCheck:
+    """Decide a batch's separation alerts inside its commit (the sink's shared-update protocol)."""
+
+    def __init__(
+        self,
+        positions: list[Position],
+        keys: Keys,
+        rules: DroneRules,
+        publish: Callable[[list[Alert]], Awaitable[None]],
+    ) -> None:
+        self.positions = positions
+        self.k = keys
+        self.publish = publish
+        self.h_m, self.v_m = rules.separation_horizontal_m, rules.separation_vertical_m
+        self.window_ms = int(rules.separation_window_s * 1000)
+        self.searches: list[list[str]] = []  # per position: the GEO keys it searches
+        watched: set[str] = set()
+        for p in positions:
+            s = p.t_ms // self.window_ms
+            tiles = cells_near(p.lon, p.lat, self.h_m, TILE_M) if p.airborne else []
+            searched = [self._geo(slice_, tile) for slice_ in (s - 1, s, s + 1) for tile in tiles]
+            self.searches.append(searched)
+            watched.update(searched)
+            watched.add(keys.separation_open(p.drone_id))
+        self.keys = sorted(watched)
+
+    def _geo(self, slice_: int, tile: tuple[int, int]) -> str:
+        return self.k.separation_slice(slice_, f"{tile[0]}:{tile[1]}")
+
+    async def decide_in(self, pipe: Any, reader: Any) -> tuple[Callable[[Any], None], list[Alert]]:
+        """Read the neighbours and episodes (watched by `pipe`), decide, and return the writes and alerts."""
+        async with reader.pipeline(transaction=False) as read:
+            for p, searched in zip(self.positions, self.searches, strict=True):
+                for key in searched:
+                    read.geosearch(key, longitude=p.lon, latitude=p.lat, radius=self.h_m, unit="m", withdist=True)
+            drones = sorted({p.drone_id for p in self.positions})
+            for drone in drones:
+                read.smembers(self.k.separation_open(drone))
+            replies = await read.execute()
+        found: list[list[tuple[str, int, float | None, float]]] = []
+        i = 0
+        for searched in self.searches:
+            hits = []
+            for _ in searched:
+                hits += [(*_parse(m), float(d)) for m, d in replies[i]]
+                i += 1
+            found.append(hits)
+        partners = {
+            d: {(m.decode() if isinstance(m, bytes) else m) for m in replies[i + j]} for j, d in enumerate(drones)
+        }
+        # Every pair this batch may touch: found close, or already open.
+        pairs = {self._pair(p.drone_id, h[0]) for p, hits in zip(self.positions, found, strict=True) for h in hits}
+        pairs |= {self._pair(d, o) for d, others in partners.items() for o in others}
+        pairs = {pair for pair in pairs if pair[0] != pair[1]}
+        pair_list = sorted(pairs)
+        pair_keys = [self.k.separation_pair(*pair) for pair in pair_list]
+        states: dict[tuple[str, str], dict[str, Any] | None] = {}
+        latest: dict[str, tuple[float, float, float | None, int]] = {}
+        if pair_list:
+            await pipe.watch(*pair_keys)
+            async with reader.pipeline(transaction=False) as read:
+                for key in pair_keys:
+                    read.get(key)
+                read.hmget(self.k.separation_last, sorted({d for pair in pair_list for d in pair}))
+                *raws, last_raw = await read.execute()
+            states = {pair: (orjson.loads(r) if r else None) for pair, r in zip(pair_list, raws, strict=True)}
+            for drone, raw in zip(sorted({d for pair in pair_list for d in pair}), last_raw, strict=True):
+                if raw:
+                    lon, lat, h, t = orjson.loads(raw)
+                    latest[drone] = (lon, lat, h, t)
+        alerts: dict[str, Alert] = {}
+        local: list[Position] = []  # this batch's fixes, not yet in Redis
+        changed: set[tuple[str, str]] = set()
+        for p, hits in zip(self.positions, found, strict=True):
+            close: dict[str, tuple[int, float, float | None]] = {}  # other -> (t, horizontal m, vertical m or None)
+            if p.airborne:
+                candidates = [(d, t, h, dist) for d, t, h, dist in hits]
+                candidates += [
+                    (q.drone_id, q.t_ms, q.height_m, haversine_m(p.lon, p.lat, q.lon, q.lat))
+                    for q in local
+                    if q.airborne and haversine_m(p.lon, p.lat, q.lon, q.lat) < self.h_m
+                ]
+                for other, t, h, dist in candidates:
+                    if other == p.drone_id or abs(t - p.t_ms) > self.window_ms or dist >= self.h_m:
+                        continue
+                    vertical = None if h is None or p.height_m is None else abs(h - p.height_m)
+                    if vertical is not None and vertical >= self.v_m:
+                        continue
+                    best = close.get(other)
+                    if best is None or (dist, abs(t - p.t_ms)) < (best[1], abs(best[0] - p.t_ms)):
+                        close[other] = (t, dist, vertical)
+            for other, (t, dist, vertical) in sorted(close.items()):
+                pair = self._pair(p.drone_id, other)
+                state = states.get(pair)
+                if state is None or not state.get("open"):
+                    state = {"start_ms": min(t, p.t_ms), "count": 0, "open": True, "h_m": dist, "v_m": vertical}
+                    partners.setdefault(p.drone_id, set()).add(other)
+                    partners.setdefault(other, set()).add(p.drone_id)
+                state["count"] += 1
+                state["last_ms"] = max(state.get("last_ms", 0), p.t_ms, t)
+                state["h_m"] = min(state["h_m"], dist)
+                if vertical is not None:
+                    state["v_m"] = vertical if state["v_m"] is None else min(state["v_m"], vertical)
+                states[pair] = state
+                changed.add(pair)
+                alerts[self._id(pair, state)] = self._alert(pair, state, p, dist, vertical, resolved=False)
+            for other in sorted(partners.get(p.drone_id, set()) - set(close)):
+                pair = self._pair(p.drone_id, other)
+                state = states.get(pair)
+                if state is None or not state.get("open") or not self._ends(p, other, state, latest, local):
+                    continue
+                state["open"] = False
+                partners[p.drone_id].discard(other)
+                partners.setdefault(other, set()).discard(p.drone_id)
+                changed.add(pair)
+                alerts[self._id(pair, state)] = self._alert(pair, state, p, None, None, resolved=True)
+            if p.airborne:
+                local.append(p)
+        touched = {d for pair in changed for d in pair}
+
+        def write(tx: Any) -> None:
+            ttl = max(60, 4 * self.window_ms // 1000)
+            for p in self.positions:
+                if not p.airborne:
+                    continue
+                key = self._geo(p.t_ms // self.window_ms, cell_of(p.lon, p.lat, TILE_M))
+                tx.geoadd(key, (p.lon, p.lat, _member(p)))
+                tx.expire(key, ttl)
+                tx.hset(self.k.separation_last, p.drone_id, orjson.dumps([p.lon, p.lat, p.height_m, p.t_ms]))
+            for pair in sorted(changed):
+                tx.set(self.k.separation_pair(*pair), orjson.dumps(states[pair]), ex=KEEP_S)
+            for drone in sorted(touched):
+                key = self.k.separation_open(drone)
+                tx.delete(key)
+                if partners.get(drone):
+                    tx.sadd(key, *sorted(partners[drone]))
+                    tx.expire(key, KEEP_S)
+
+        return write, list(alerts.values())
+
+    def _ends(
+        self,
+        p: Position,
+        other: str,
+        state: dict[str, Any],
+        latest: dict[str, tuple[float, float, float | None, int]],
+        local: list[Position],
+    ) -> bool:
+        """Return whether this fix shows the pair's episode over: landed, seen apart, or no close fix for long."""
+        if not p.airborne or p.t_ms - state.get("last_ms", p.t_ms) > STALE_WINDOWS * self.window_ms:
+            return True
+        mine = [q for q in local if q.drone_id == other]
+        last = (mine[-1].lon, mine[-1].lat, mine[-1].height_m, mine[-1].t_ms) if mine else latest.get(other)
+        if last is None or abs(last[3] - p.t_ms) > self.window_ms:
+            return False  # no recent fix of the other drone: its partition may lag; wait for evidence
+        apart_h = haversine_m(p.lon, p.lat, last[0], last[1]) >= self.h_m
+        apart_v = last[2] is not None and p.height_m is not None and abs(last[2] - p.height_m) >= self.v_m
+        return apart_h or apart_v
+
+    @staticmethod
+    def _pair(a: str, b: str) -> tuple[str, str]:
+        return (a, b) if a <= b else (b, a)
+
+    @staticmethod
+    def _id(pair: tuple[str, str], state: dict[str, Any]) -> str:
+        return alert_id(SEPARATION, pair[0], ms_to_dt(state["start_ms"]), pair[1])
+
+    def _alert(
+        self,
+        pair: tuple[str, str],
+        state: dict[str, Any],
+        p: Position,
+        dist: float | None,
+        vertical: float | None,
+        resolved: bool,
+    ) -> Alert:
+        closest_h, closest_v = state["h_m"], state["v_m"]
+        vertical_text = "unknown" if closest_v is None else f"{closest_v:.0f} m"
+        return Alert(
+            id=self._id(pair, state),
+            domain=Domain.drone,
+            kind=SEPARATION,
+            severity=Severity.critical,
+            status=AlertStatus.resolved if resolved else AlertStatus.open,
+            source_id=pair[0],
+            zone_id=p.zone_id,
+            location=GeoPoint(coordinates=(p.lon, p.lat)),
+            measured_value=round(closest_h, 1),
+            threshold=self.h_m,
+            threshold_type="LOWER",
+            unit="m",
+            description=f"Drones {pair[0]} and {pair[1]} {'were' if resolved else 'are'} closer than "
+            f"{self.h_m:.0f} m horizontally and {self.v_m:.0f} m vertically "
+            f"(closest {closest_h:.0f} m apart, {vertical_text} vertically)",
+            first_seen=ms_to_dt(state["start_ms"]),
+            last_seen=ms_to_dt(max(p.t_ms, state.get("last_ms", p.t_ms))),
+            count=state["count"],
+            resolved_at=ms_to_dt(p.t_ms) if resolved else None,
+            data={
+                "drones": list(pair),
+                "other_drone_id": pair[1],
+                "horizontal_m": None if dist is None else round(dist, 1),
+                "vertical_m": None if vertical is None else round(vertical, 1),
+                "closest_horizontal_m": round(closest_h, 1),
+                "closest_vertical_m": None if closest_v is None else round(closest_v, 1),
+                "horizontal_limit_m": self.h_m,
+                "vertical_limit_m": self.v_m,
+            },
+        )
