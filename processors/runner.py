@@ -147,14 +147,18 @@ class BatchRunner:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.settings.worker.redis_retry_max_s)
 
-    async def _attempt(self, topic: str, partition: int, records: list[Record]) -> bool:
+    async def _cache(self, topic: str, partition: int) -> tuple[PartitionCache, int]:
+        """Return the partition's cache, (re)loaded from its Redis position if it was dropped, and that offset."""
         cache = self.caches.setdefault((topic, partition), PartitionCache())
         if cache.base_offset is None:
             cache.base_offset, cache.max_event_ms, cache.commit_wall_ms = await self.sink.applied_position(
                 topic, partition
             )
             cache.states.clear()
-        base = cache.base_offset
+        return cache, cache.base_offset
+
+    async def _attempt(self, topic: str, partition: int, records: list[Record]) -> bool:
+        cache, base = await self._cache(topic, partition)
         todo = await self._contiguous(topic, partition, cache, [r for r in records if r.offset > base])
         if not todo:
             return True
@@ -238,13 +242,7 @@ class BatchRunner:
         reading again from it loses nothing and repeats nothing. Returns whether it sought.
         """
         async with self.lock(topic, partition):
-            cache = self.caches.setdefault((topic, partition), PartitionCache())
-            if cache.base_offset is None:
-                cache.base_offset, cache.max_event_ms, cache.commit_wall_ms = await self.sink.applied_position(
-                    topic, partition
-                )
-                cache.states.clear()
-            applied = cache.base_offset
+            cache, applied = await self._cache(topic, partition)
             if end_offset is None or applied >= end_offset - 1 or self.seek is None:
                 cache.stalled_at = None
                 return False
@@ -281,13 +279,7 @@ class BatchRunner:
         if rule is None:
             return 0
         async with self.lock(topic, partition):
-            cache = self.caches.setdefault((topic, partition), PartitionCache())
-            if cache.base_offset is None:
-                cache.base_offset, cache.max_event_ms, cache.commit_wall_ms = await self.sink.applied_position(
-                    topic, partition
-                )
-                cache.states.clear()
-            base = cache.base_offset
+            cache, base = await self._cache(topic, partition)
             if end_offset is None or base < end_offset - 1 or cache.max_event_ms < 0:
                 return 0
             ref_ms = cache.max_event_ms + max(0, now_ms - cache.commit_wall_ms)
