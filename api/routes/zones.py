@@ -1,14 +1,18 @@
-"""The city's zones as GeoJSON."""
+"""The city's zones as GeoJSON, and a zone's latest figures."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path
 
 from api.auth import require
-from api.deps import ZonesDep
+from api.deps import SettingsDep, WindowStoresDep, ZonesDep
+from api.exceptions import NotFoundError
+from api.models import ZoneSummary
 from api.roles import Role
+from api.services.aggregates import latest_closed
+from streams.models import Domain
 
 router = APIRouter(prefix="/zones", tags=["zones"], dependencies=[Depends(require(Role.operator, Role.planner))])
 
@@ -17,3 +21,18 @@ router = APIRouter(prefix="/zones", tags=["zones"], dependencies=[Depends(requir
 async def zones(zone_index: ZonesDep, kind: Literal["district", "nofly", "restricted"] | None = None) -> dict[str, Any]:
     """Return districts, no-fly and restricted areas as a GeoJSON FeatureCollection."""
     return zone_index.to_geojson(kind)
+
+
+@router.get("/{zone_id}/summary", response_model=ZoneSummary, responses={404: {"description": "no such zone"}})
+async def zone_summary(
+    zone_id: Annotated[str, Path(max_length=80)], zone_index: ZonesDep, stores: WindowStoresDep, settings: SettingsDep
+) -> ZoneSummary:
+    """Return the zone's latest closed window of every domain, in the finest window size."""
+    zone = zone_index.get(zone_id)
+    if zone is None:
+        known = ", ".join(z.id for z in zone_index.zones())
+        raise NotFoundError(f"no zone {zone_id!r}; zones: {known}")
+    worker = settings.worker
+    store = stores[worker.window_seconds]
+    items = [agg for d in Domain for agg in await latest_closed(store, d, zone.id, worker.window_grace_s)]
+    return ZoneSummary(zone_id=zone.id, name=zone.name, kind=zone.kind, window_s=worker.window_seconds, items=items)
