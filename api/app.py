@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.metrics import LatencyHistogram, RequestTimer
+from api.openapi import install_openapi
 from api.options import api_options
 from api.routes import aggregates, alerts, dashboard, drones, health, ingest, metrics, snoozes, stats, zones
 from api.services.ingest import Ingestor
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(RequestTimer, histogram=latency)
     for module in (health, metrics, stats, alerts, snoozes, aggregates, zones, drones, ingest, dashboard):
