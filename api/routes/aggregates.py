@@ -66,7 +66,10 @@ async def aggregates(
     ] = None,
     polygon: Annotated[
         str | None,
-        Query(max_length=100_000, description="a GeoJSON Polygon or MultiPolygon: the districts intersecting it"),
+        Query(
+            max_length=8000,
+            description="GeoJSON Polygon or MultiPolygon (URL-encoded, <= 8,000 characters): the districts it touches",
+        ),
     ] = None,
     group_by: Annotated[
         Literal["zone"] | None, Query(description="`zone`: combine each zone's windows over the time range")
