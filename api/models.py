@@ -1,4 +1,4 @@
-"""The API's views of alerts (the stored Alert plus operator state) and the operator requests' bodies."""
+"""The API's views: alerts (the stored Alert plus operator state), operator requests' bodies, zone figures."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from streams.models import Alert, AlertStatus, Severity, SourceId
+from streams.models import Aggregate, Alert, AlertStatus, Domain, Severity, SourceId
 
 
 class AlertRead(Alert):
@@ -105,3 +105,33 @@ class DronePage(BaseModel):
     """The airborne drones heard from recently, newest fix first."""
 
     items: list[DronePosition]
+
+
+class ZoneAggregate(BaseModel):
+    """One metric of one zone (or meter/feeder group) combined over the windows of a time range."""
+
+    domain: Domain
+    metric: str
+    zone_id: str
+    window_start: datetime = Field(description="start of the first window combined")
+    window_end: datetime = Field(description="end of the last window combined")
+    windows: int = Field(description="how many windows were combined")
+    value: float
+    unit: str
+    samples: int = Field(description="readings (or fixes) in all the windows combined")
+
+
+class ZoneAggregatePage(BaseModel):
+    """Per-zone figures over a time range (`group_by=zone`, or the `top` zones by a metric)."""
+
+    items: list[ZoneAggregate]
+
+
+class ZoneSummary(BaseModel):
+    """A zone's latest closed window of each domain (a domain without one is left out)."""
+
+    zone_id: str
+    name: str
+    kind: str
+    window_s: int = Field(description="the window size of the figures (the finest kept)")
+    items: list[Aggregate]

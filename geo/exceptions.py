@@ -13,3 +13,7 @@ class InvalidZoneError(GeoError):
 
 class InvalidCoordinateError(GeoError):
     """A longitude or latitude is out of range or not finite; the message names the value."""
+
+
+class InvalidAreaError(GeoError):
+    """A query area (bounding box or GeoJSON polygon) is unusable; the message says why."""

@@ -220,6 +220,11 @@ class ZoneIndex:
         hits = self._trees[_check_kind(kind)].query(path, predicate="intersects")
         return [self._sorted[kind][i] for i in sorted(hits)]
 
+    def zones_intersecting(self, area: Polygon | MultiPolygon, kind: ZoneKind) -> list[Zone]:
+        """Return the zones of one kind that intersect an area (boundary included), sorted by id."""
+        hits = self._trees[_check_kind(kind)].query(area, predicate="intersects")
+        return [self._sorted[kind][i] for i in sorted(hits)]
+
     def district_at(self, lon: float, lat: float) -> Zone | None:
         """Return the one district containing the point (lowest id on a shared edge), or None."""
         matches = self.zones_at(lon, lat, "district")

@@ -8,8 +8,7 @@ from datetime import datetime
 
 from redis.asyncio import Redis
 
-from processors.alerts import ms_to_dt
-from processors.metrics import HAS_MEMBERS, METRICS
+from processors.metrics import HAS_MEMBERS, WindowSums, window_aggregates
 from streams.keys import Keys
 from streams.models import Aggregate, Domain
 from streams.topics import Topics
@@ -45,36 +44,43 @@ class WindowStore:
             refs.append((zone_id, int(start)))
         return refs
 
-    async def aggregates(self, domain: Domain, refs: Iterable[tuple[str, int]]) -> list[Aggregate]:
-        """Return every metric of the given windows of one domain."""
+    async def span(self, domain: Domain) -> tuple[int, int] | None:
+        """Return the start ms of the oldest and newest window in the domain's index, None if it is empty."""
+        index = self.keys.window_index(domain.value, self.window_s)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrange(index, 0, 0, withscores=True)
+            pipe.zrange(index, -1, -1, withscores=True)
+            first, last = await pipe.execute()
+        if not first or not last:
+            return None
+        return int(first[0][1]), int(last[0][1])
+
+    async def window_sums(self, domain: Domain, refs: Iterable[tuple[str, int]]) -> list[WindowSums]:
+        """Return the integer sums (and distinct members) of the given windows; absent or expired ones are left out."""
         refs = list(refs)
+        if not refs:
+            return []
+        members = domain in HAS_MEMBERS
         async with self.redis.pipeline(transaction=False) as pipe:
             for zone_id, start_ms in refs:
                 pipe.hgetall(self.keys.window(domain.value, self.window_s, zone_id, start_ms))
-                if domain in HAS_MEMBERS:
+                if members:
                     pipe.scard(self.keys.window_members(domain.value, self.window_s, zone_id, start_ms))
             replies = await pipe.execute()
-        step = 2 if domain in HAS_MEMBERS else 1
+        step = 2 if members else 1
         out = []
         for i, (zone_id, start_ms) in enumerate(refs):
             raw = replies[i * step]
+            if not raw:
+                continue
             sums = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
-            distinct = int(replies[i * step + 1]) if step == 2 else 0
-            start, end = ms_to_dt(start_ms), ms_to_dt(start_ms + self.window_s * 1000)
-            for metric, (value, unit) in METRICS[domain](sums, distinct, self.window_s).items():
-                out.append(
-                    Aggregate(
-                        domain=domain,
-                        metric=metric,
-                        zone_id=zone_id,
-                        window_start=start,
-                        window_end=end,
-                        value=value,
-                        unit=unit,
-                        samples=sums.get("n", 0),
-                    )
-                )
+            distinct = int(replies[i * step + 1]) if members else 0
+            out.append(WindowSums(domain, self.window_s, zone_id, start_ms, sums, distinct))
         return out
+
+    async def aggregates(self, domain: Domain, refs: Iterable[tuple[str, int]]) -> list[Aggregate]:
+        """Return every metric of the given windows of one domain."""
+        return [agg for window in await self.window_sums(domain, refs) for agg in window_aggregates(window)]
 
     async def watermark_ms(self, domain: Domain, now_ms: int | None = None) -> float:
         """Return the domain's event-time watermark: the slowest active partition's latest event.

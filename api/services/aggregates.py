@@ -1,35 +1,139 @@
-"""Planners' window queries over the zone aggregates in Redis."""
+"""Planners' window queries over the zone aggregates in Redis: per window, per zone over a range, top zones.
+
+A query naming its zones (one `zone`, or the districts of an area) reads those zones' windows by key: the
+window starts of a range are multiples of the window size, so no index is scanned. Otherwise the domain's
+window index is read over the range.
+"""
 
 from __future__ import annotations
 
+import math
+from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from api.exceptions import BadRequestError
+from api.models import ZoneAggregate
 from geo.grid import cell_bounds, parse_cell_id
+from processors.alerts import ms_to_dt
+from processors.metrics import METRICS, WindowSums, combine_windows, window_aggregates
 from processors.windows import WindowStore, parse_time
 from streams.models import Aggregate, Corridor, Domain
 
+DIRECT_MAX = 50_000  # windows a zone list may name by key in one query; larger ranges read the index
+GROUP_MAX = 200_000  # windows one group_by/top query may combine
 
-async def query_aggregates(
-    store: WindowStore,
-    domains: list[Domain],
-    metric: str | None,
-    zone_id: str | None,
-    start: datetime | None,
-    end: datetime | None,
-    limit: int,
-) -> list[Aggregate]:
+
+@dataclass(frozen=True)
+class AggregateQuery:
+    """Which windows a planner asked for; None means any."""
+
+    domains: tuple[Domain, ...]
+    metric: str | None = None
+    zones: frozenset[str] | None = None
+    start_ms: float | None = None
+    end_ms: float | None = None
+
+
+async def read_windows(store: WindowStore, query: AggregateQuery, domain: Domain, most: int) -> list[WindowSums]:
+    """Return up to `most` windows of one domain starting in [start_ms, end_ms), oldest first."""
+    lo = -math.inf if query.start_ms is None else query.start_ms
+    hi = math.inf if query.end_ms is None else query.end_ms
+    if query.zones is not None:
+        if not query.zones:
+            return []
+        step = store.window_s * 1000
+        if math.isinf(lo) or math.isinf(hi):
+            span = await store.span(domain)
+            if span is None:
+                return []
+            lo, hi = max(lo, span[0]), min(hi, span[1] + 1)
+        first = math.ceil(lo / step) * step
+        count = max(0, math.ceil((hi - first) / step))
+        if count * len(query.zones) <= DIRECT_MAX:
+            zones = sorted(query.zones)
+            refs = [(z, first + i * step) for i in range(count) for z in zones]
+            windows: list[WindowSums] = []
+            for chunk in range(0, len(refs), 2000):  # stop reading once `most` windows are found
+                windows += await store.window_sums(domain, refs[chunk : chunk + 2000])
+                if len(windows) >= most:
+                    break
+            return windows[:most]
+    refs = await store.window_refs(domain, lo, hi, limit=None if query.zones is not None else most + 1)
+    refs = [(z, s) for z, s in refs if s < hi and (query.zones is None or z in query.zones)]
+    return await store.window_sums(domain, refs[:most])
+
+
+async def query_aggregates(store: WindowStore, query: AggregateQuery, limit: int) -> list[Aggregate]:
     """Return the metrics of windows starting in [start, end), oldest first, up to `limit` items."""
-    lo = parse_time(start)
-    hi = parse_time(end)
     out: list[Aggregate] = []
-    for domain in domains:
-        refs = await store.window_refs(domain, lo if lo is not None else float("-inf"), float("inf"))
-        refs = [(z, s) for z, s in refs if (hi is None or s < hi) and (zone_id is None or z == zone_id)]
-        for agg in await store.aggregates(domain, refs):
-            if metric is None or agg.metric == metric:
-                out.append(agg)
+    for domain in query.domains:
+        # Each window has at least one metric, so `limit` windows per domain hold the first `limit` items.
+        for window in await read_windows(store, query, domain, limit):
+            out += [a for a in window_aggregates(window) if query.metric is None or a.metric == query.metric]
     out.sort(key=lambda a: (a.window_start, a.domain, a.zone_id, a.metric))
     return out[:limit]
+
+
+async def query_by_zone(store: WindowStore, query: AggregateQuery, top: int | None = None) -> list[ZoneAggregate]:
+    """Return each zone's metrics combined over the range (see combine_windows), or the `top` zones by the metric."""
+    rows: list[ZoneAggregate] = []
+    for domain in query.domains:
+        windows = await read_windows(store, query, domain, GROUP_MAX + 1)
+        if len(windows) > GROUP_MAX:
+            raise BadRequestError(
+                f"the query combines more than {GROUP_MAX} {domain.value} windows: narrow from/to, zone or the area"
+            )
+        by_zone: dict[str, list[WindowSums]] = defaultdict(list)
+        for window in windows:
+            by_zone[window.zone_id].append(window)
+        for zone_id, group in by_zone.items():
+            sums, distinct = combine_windows(group)
+            start = ms_to_dt(min(w.start_ms for w in group))
+            end = ms_to_dt(max(w.end_ms for w in group))
+            span_s = sum(w.window_s for w in group)  # flow over the windows combined
+            for metric, (value, unit) in METRICS[domain](sums, distinct, span_s).items():
+                if query.metric is None or metric == query.metric:
+                    rows.append(
+                        ZoneAggregate(
+                            domain=domain,
+                            metric=metric,
+                            zone_id=zone_id,
+                            window_start=start,
+                            window_end=end,
+                            windows=len(group),
+                            value=value,
+                            unit=unit,
+                            samples=sums.get("n", 0),
+                        )
+                    )
+    if top is not None:
+        rows.sort(key=lambda r: (-r.value, r.zone_id, r.domain))
+        return rows[:top]
+    rows.sort(key=lambda r: (r.zone_id, r.domain, r.metric))
+    return rows
+
+
+async def latest_closed(store: WindowStore, domain: Domain, zone_id: str, grace_s: float) -> list[Aggregate]:
+    """Return every metric of the zone's newest window the event-time watermark has closed, [] if none."""
+    cutoff = await store.watermark_ms(domain) - grace_s * 1000 - store.window_s * 1000
+    span = await store.span(domain)
+    if span is None:
+        return []
+    newest = min(cutoff, span[1])
+    if newest < span[0]:
+        return []
+    step = store.window_s * 1000
+    top = newest // step * step
+    # Read back a day of windows at most, newest first, a batch at a time.
+    for batch in range(0, 1440, 60):
+        refs = [(zone_id, int(top - (batch + i) * step)) for i in range(60) if top - (batch + i) * step >= span[0]]
+        if not refs:
+            return []
+        found = await store.window_sums(domain, refs)
+        if found:
+            return window_aggregates(max(found, key=lambda w: w.start_ms))
+    return []
 
 
 async def query_corridors(
