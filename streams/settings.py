@@ -112,6 +112,10 @@ class TrafficRules(BaseModel):
     congestion_speed_kmh: float = Field(25.0, gt=0, description="onset speed of a detector without history yet")
     congestion_recover_kmh: float = Field(40.0, gt=0, description="recovery speed of a detector without history yet")
     congestion_min_readings: int = Field(3, ge=1)
+    stuck_min_readings: int = Field(
+        20, ge=2, description="a run of identical readings shorter than this is never stuck"
+    )
+    stuck_factor: float = Field(3.0, ge=1, description="stuck: a run this many times the detector's longest so far")
     congestion_onset_ratio: float = Field(0.5, gt=0, lt=1, description="slow: below this x the normal speed")
     congestion_recover_ratio: float = Field(0.75, gt=0, le=1, description="recovered: at this x the normal speed")
     congestion_occupancy_rise: float = Field(0.1, ge=0, le=1, description="dense: occupancy this much above normal")

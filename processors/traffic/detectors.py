@@ -9,6 +9,7 @@ from streams.models import Alert, Domain, Severity, TrafficReading
 from streams.settings import TrafficRules
 
 CONGESTION = "congestion"
+STUCK_SENSOR = "stuck_sensor"
 
 
 def normal_flow(state: dict[str, Any], local_hour: int, rules: TrafficRules) -> tuple[float, float, str] | None:
@@ -116,3 +117,65 @@ def _learn(
                 seen[2] + 1,
                 day if congested else seen[3],
             ]
+
+
+def stuck_detector(
+    reading: TrafficReading, state: dict[str, Any], rules: TrafficRules, zone_id: str | None
+) -> Alert | None:
+    """Raise a stuck sensor when it repeats the same reading far longer than its own history allows.
+
+    The same (speed, occupancy, vehicles) repeated is counted as a run. The sensor's history is the longest
+    run it showed that ended by itself; a run longer than `stuck_factor` x that (and at least
+    `stuck_min_readings`) is stuck. One alert per episode, resolved when the value changes; a stuck run
+    does not teach the history.
+    """
+    value = [reading.avg_speed_kmh, reading.occupancy, reading.vehicle_count]
+    episode = state.get("open")
+    if state.get("value") != value:
+        resolved = None
+        if episode is not None:
+            resolved = _stuck_alert(reading, episode, state, rules, zone_id, resolved=True)
+            state.pop("open")
+        else:
+            state["longest"] = max(state.get("longest", 1), state.get("run", 0))
+        state.update(value=value, run=1, run_start_ms=reading.observed_ms)
+        return resolved
+    state["run"] = state.get("run", 0) + 1
+    allowed = max(rules.stuck_min_readings, rules.stuck_factor * state.get("longest", 1))
+    if episode is None and state["run"] <= allowed:
+        return None
+    if episode is None:
+        episode = state["open"] = {"start_ms": state["run_start_ms"], "count": 0}
+    episode["count"] = state["run"]
+    return _stuck_alert(reading, episode, state, rules, zone_id, resolved=False)
+
+
+def _stuck_alert(
+    reading: TrafficReading,
+    episode: dict[str, Any],
+    state: dict[str, Any],
+    rules: TrafficRules,
+    zone_id: str | None,
+    resolved: bool,
+) -> Alert:
+    longest = state.get("longest", 1)
+    allowed = max(rules.stuck_min_readings, rules.stuck_factor * longest)
+    return episode_alert(
+        kind=STUCK_SENSOR,
+        domain=Domain.traffic,
+        severity=Severity.low,
+        event=reading,
+        zone_id=zone_id,
+        episode=episode,
+        measured_value=float(episode["count"]),
+        expected_value=float(longest),
+        threshold=float(allowed),
+        threshold_type="UPPER",
+        unit="readings",
+        description=(
+            f"Detector {reading.sensor_id} on {reading.road_segment} repeated the same reading "
+            f"{episode['count']} times; its longest run so far was {longest}"
+        ),
+        resolved=resolved,
+        data={"road_segment": reading.road_segment, "lane": reading.lane, "repeated": state.get("value")},
+    )

@@ -7,7 +7,7 @@ from typing import Any
 from processors.outcome import BatchOutcome
 from processors.silence import SilenceRule, on_reading
 from processors.traffic.aggregations import CONGESTED_STEP_MAX_MS, traffic_increments
-from processors.traffic.detectors import congestion_detector
+from processors.traffic.detectors import congestion_detector, stuck_detector
 from streams.models import Domain, Severity, TrafficReading
 from streams.settings import Settings
 
@@ -34,6 +34,7 @@ class TrafficProcessor:
         on_reading(self.silence, reading, zone_id, state, out)
         congestion = state.setdefault("congestion", {})
         out.emit(congestion_detector(reading, congestion, self.rules, zone_id))
+        out.emit(stuck_detector(reading, state.setdefault("stuck", {}), self.rules, zone_id))
         congested_ms = 0
         if "open" in congestion and previous_ms is not None:
             congested_ms = min(reading.observed_ms - previous_ms, CONGESTED_STEP_MAX_MS)

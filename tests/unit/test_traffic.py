@@ -13,7 +13,7 @@ import pytest
 
 from processors.outcome import BatchOutcome, window_start_ms
 from processors.traffic.aggregations import MICRO, traffic_increments, traffic_metrics
-from processors.traffic.detectors import CONGESTION, congestion_detector
+from processors.traffic.detectors import CONGESTION, STUCK_SENSOR, congestion_detector, stuck_detector
 from processors.traffic.processor import TrafficProcessor
 from streams.models import Alert, AlertStatus, Domain, Severity, TrafficReading, alert_id
 from streams.settings import Settings, TrafficRules
@@ -329,7 +329,7 @@ def test_processor_adds_the_reading_to_its_window_and_emits_alerts() -> None:
     speeds = [20, 20, 20, 20, 60]
     for i, speed in enumerate(speeds):
         processor.process(reading(speed, i), ZONE, state, out)
-    assert set(state) == {"silence", "congestion"}
+    assert set(state) == {"silence", "congestion", "stuck"}
     assert len(out.alerts) == 1
     (alert,) = out.alerts.values()
     assert (alert.status, alert.count) == (AlertStatus.resolved, 4)
@@ -358,3 +358,32 @@ def test_the_processor_counts_congested_time_per_zone_and_per_detector() -> None
     assert congested == 2 * 30_000  # readings 3 and 4 find the episode open (it opens at the third slow one)
     per_sensor = sum(c["cong_ms"] for (size, group, _), c in out.sums.items() if group == "sensor:TLD-0001")
     assert per_sensor == congested
+
+
+# --- stuck sensor ---------------------------------------------------------------------------------
+
+
+def test_a_detector_repeating_one_reading_far_longer_than_its_history_is_stuck_once_per_episode() -> None:
+    rules = TrafficRules(stuck_min_readings=5, stuck_factor=3)
+    state: dict[str, Any] = {}
+    speeds = [50, 50, 51, 52, 52, 52, 53]  # its own history: runs of at most 3
+    alerts = [stuck_detector(reading(s, i), state, rules, ZONE) for i, s in enumerate(speeds)]
+    assert alerts == [None] * len(speeds) and state["longest"] == 3
+    stuck = [stuck_detector(reading(40, len(speeds) + i), state, rules, ZONE) for i in range(12)]
+    # 40 km/h repeated: allowed is max(5, 3 x 3) = 9 readings; the 10th opens, the rest update it.
+    assert stuck[:9] == [None] * 9
+    opened = [a for a in stuck if a is not None]
+    assert len({a.id for a in opened}) == 1 and opened[0].status is AlertStatus.open
+    assert (opened[0].kind, opened[0].measured_value, opened[0].threshold) == (STUCK_SENSOR, 10, 9)
+    assert opened[-1].count == 12
+    resolved = stuck_detector(reading(41, len(speeds) + 12), state, rules, ZONE)
+    assert resolved is not None and resolved.status is AlertStatus.resolved and resolved.id == opened[0].id
+    assert state["longest"] == 3, "a stuck run does not teach the detector's history"
+
+
+def test_a_run_of_repeats_the_detector_is_known_for_is_not_stuck() -> None:
+    rules = TrafficRules(stuck_min_readings=5, stuck_factor=3)
+    state: dict[str, Any] = {}
+    values = [0.0] * 4 + [30.0] + [0.0] * 4 + [31.0] + [0.0] * 12  # a quiet road: runs of 4 empty readings, then 12
+    alerts = [stuck_detector(reading(v, i, vehicles=0), state, rules, ZONE) for i, v in enumerate(values)]
+    assert alerts == [None] * len(values)
