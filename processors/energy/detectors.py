@@ -5,18 +5,13 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from processors.alerts import episode_alert
+from processors.baselines import hour_of_week, local_hours, teach
 from processors.energy.aggregations import COUNTER_RESET, CounterStep
 from streams.models import Alert, Domain, EnergyReading, Severity
 from streams.settings import EnergyRules
 
 LOAD_SPIKE = "load_spike"
 MIN_BASELINE_KW = 0.1
-
-
-def hour_of_week(observed_ms: int, utc_offset_h: float) -> int:
-    """Return the local hour of the week, 0 = Monday 00:00-01:00 (the epoch was a Thursday, hour 72)."""
-    local_h = int((observed_ms / 3_600_000 + utc_offset_h) // 1)
-    return (local_h + 72) % 168
 
 
 def load_spike_detector(
@@ -78,14 +73,10 @@ def load_spike_detector(
         )
 
     alpha = rules.baseline_alpha
-    day = (reading.observed_ms // 3_600_000 + int(rules.local_utc_offset_h)) // 24
-    for table, key, seen in ((hours, hour, learned), (day_hours, day_hour, learned_day)):
-        if seen is None:
-            table[key] = [round(power, 4), 1, day if spiking else -1]
-        elif not spiking or seen[2] != day:
-            n = seen[1] + 1
-            # Rounded to 0.1 W: a week of hours is 192 entries of state per meter, kept short.
-            table[key] = [round(seen[0] + max(alpha, 1 / n) * (power - seen[0]), 4), n, day if spiking else seen[2]]
+    day = local_hours(reading.observed_ms, rules.local_utc_offset_h) // 24
+    for table, key in ((hours, hour), (day_hours, day_hour)):
+        # Rounded to 0.1 W: a week of hours is 192 entries of state per meter, kept short.
+        teach(table, key, [power], day=day, abnormal=spiking, alpha=alpha, digits=(4,))
     if spiking:
         if episode is None:
             episode = state["open"] = {"start_ms": reading.observed_ms, "count": 0}

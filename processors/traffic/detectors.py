@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from processors.alerts import episode_alert
+from processors.baselines import local_hours, teach
 from streams.models import Alert, Domain, Severity, TrafficReading
 from streams.settings import TrafficRules
 
@@ -38,7 +39,7 @@ def congestion_detector(
     hour becomes that hour's normal, and a long jam does not teach itself away.
     """
     speed, occupancy = reading.avg_speed_kmh, reading.occupancy
-    local_hour = int((reading.observed_ms / 3_600_000 + rules.local_utc_offset_h) % 24)
+    local_hour = local_hours(reading.observed_ms, rules.local_utc_offset_h) % 24
     normal = normal_flow(state, local_hour, rules)
     if normal is None:
         onset, recover, expected, basis = rules.congestion_speed_kmh, rules.congestion_recover_kmh, None, None
@@ -100,23 +101,12 @@ def congestion_detector(
 def _learn(
     state: dict[str, Any], local_hour: int, reading: TrafficReading, rules: TrafficRules, congested: bool
 ) -> None:
-    """Teach the sensor's normal speed and occupancy: [speed EWMA, occupancy EWMA, readings, day last taught jammed]."""
-    day = int((reading.observed_ms / 3_600_000 + rules.local_utc_offset_h) // 24)
-    speed, occupancy, alpha = reading.avg_speed_kmh, reading.occupancy, rules.baseline_alpha
-    hours = state.setdefault("hours", {})
-    tables = [(hours, str(local_hour))] + ([] if congested else [(state, "overall")])
+    """Teach the detector's normal speed and occupancy for this hour, and overall while it flows freely."""
+    day = local_hours(reading.observed_ms, rules.local_utc_offset_h) // 24
+    values = [reading.avg_speed_kmh, reading.occupancy]
+    tables = [(state.setdefault("hours", {}), str(local_hour))] + ([] if congested else [(state, "overall")])
     for table, key in tables:
-        seen = table.get(key)
-        if seen is None:
-            table[key] = [speed, occupancy, 1, day if congested else -1]
-        elif not congested or seen[3] != day:
-            w = max(alpha, 1 / (seen[2] + 1))
-            table[key] = [
-                round(seen[0] + w * (speed - seen[0]), 3),
-                round(seen[1] + w * (occupancy - seen[1]), 4),
-                seen[2] + 1,
-                day if congested else seen[3],
-            ]
+        teach(table, key, values, day=day, abnormal=congested, alpha=rules.baseline_alpha, digits=(3, 4))
 
 
 def stuck_detector(

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from processors.baselines import hour_of_week
 from processors.energy.aggregations import counter_step, energy_increments, energy_metrics
 from processors.energy.detectors import (
     COUNTER_FAULT,
@@ -19,7 +20,6 @@ from processors.energy.detectors import (
     VOLTAGE_SAG,
     VOLTAGE_SWELL,
     frequency_detector,
-    hour_of_week,
     load_spike_detector,
     power_factor_detector,
     voltage_detector,
