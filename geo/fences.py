@@ -9,7 +9,6 @@ and whether it lies wholly inside one, so most points are answered without a pol
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import numbers
 import re
@@ -28,7 +27,7 @@ from shapely.geometry import MultiPolygon, Polygon, shape
 
 from geo.exceptions import InvalidCoordinateError, InvalidZoneError
 from geo.metric import LocalProjection, buffer_m
-from geo.zones import Zone, check_coordinates
+from geo.zones import Zone, check_coordinates, parse_collection
 
 FenceKind = Literal["no_fly", "restricted", "operating_area"]
 FENCE_KINDS: tuple[FenceKind, ...] = get_args(FenceKind)
@@ -123,44 +122,13 @@ class Fence:
 
 def load_fences(source: str | Path | dict[str, Any]) -> list[Fence]:
     """Parse and validate a GeoJSON FeatureCollection of fences (a path, GeoJSON text, or a parsed dict)."""
-    data = _read_source(source)
-    if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
-        raise FenceError("fence source is not a GeoJSON FeatureCollection")
-    features = data.get("features")
-    if not isinstance(features, list):
-        raise FenceError("fence FeatureCollection has no 'features' list")
-    fences: list[Fence] = []
-    first_index: dict[str, int] = {}
-    for index, feature in enumerate(features):
-        fence = _parse_feature(index, feature)
-        if fence.id in first_index:
-            raise FenceError(f"feature {index} ({fence.id!r}): duplicate id, also feature {first_index[fence.id]}")
-        first_index[fence.id] = index
-        fences.append(fence)
-    return fences
+    return parse_collection(source, "fence", FenceError, _parse_feature)
 
 
 def fences_from_zones(zones: Iterable[Zone]) -> list[Fence]:
     """Turn the no-fly and restricted zones of a zone file into fences (districts are not fences)."""
     kinds: dict[str, FenceKind] = {"nofly": "no_fly", "restricted": "restricted"}
     return [Fence(z.id, kinds[z.kind], z.geometry, z.name, z.floor_m, z.ceiling_m) for z in zones if z.kind in kinds]
-
-
-def _read_source(source: str | Path | dict[str, Any]) -> Any:
-    """Return the parsed JSON of a path, GeoJSON text or dict."""
-    if isinstance(source, dict):
-        return source
-    if isinstance(source, str) and source.lstrip().startswith("{"):
-        text, origin = source, "fence GeoJSON text"
-    else:
-        try:
-            text, origin = Path(source).read_text(encoding="utf-8"), f"fence file {source}"
-        except OSError as exc:
-            raise FenceError(f"fence file {source} unreadable ({exc.strerror})") from exc
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FenceError(f"{origin} is not JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
 
 
 def _parse_feature(index: int, feature: Any) -> Fence:

@@ -9,10 +9,10 @@ import json
 import math
 import numbers
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast, get_args
+from typing import Any, Literal, Protocol, TypeVar, cast, get_args
 
 import numpy as np
 import shapely
@@ -69,38 +69,62 @@ def check_coordinates(lon: float, lat: float) -> None:
 
 def load_zones(source: str | Path | dict[str, Any]) -> list[Zone]:
     """Parse and validate a GeoJSON FeatureCollection (a path, GeoJSON text, or a parsed dict)."""
-    data = _read_source(source)
+    return parse_collection(source, "zone", InvalidZoneError, _parse_feature, ": set CITY_ZONES_FILE")
+
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> str:
+        """Return the feature's id."""
+        ...
+
+
+_Item = TypeVar("_Item", bound=_HasId)
+
+
+def parse_collection(
+    source: str | Path | dict[str, Any],
+    what: str,
+    error: type[InvalidZoneError],
+    parse_feature: Callable[[int, Any], _Item],
+    unreadable_hint: str = "",
+) -> list[_Item]:
+    """Parse a GeoJSON FeatureCollection of `what`s (zones, fences) feature by feature, refusing duplicate ids."""
+    data = read_geojson(source, what, error, unreadable_hint)
     if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
-        raise InvalidZoneError("zone source is not a GeoJSON FeatureCollection")
+        raise error(f"{what} source is not a GeoJSON FeatureCollection")
     features = data.get("features")
     if not isinstance(features, list):
-        raise InvalidZoneError("zone FeatureCollection has no 'features' list")
-    zones: list[Zone] = []
+        raise error(f"{what} FeatureCollection has no 'features' list")
+    items: list[_Item] = []
     first_index: dict[str, int] = {}
     for index, feature in enumerate(features):
-        zone = _parse_feature(index, feature)
-        if zone.id in first_index:
-            raise InvalidZoneError(f"feature {index} ({zone.id!r}): duplicate id, also feature {first_index[zone.id]}")
-        first_index[zone.id] = index
-        zones.append(zone)
-    return zones
+        item = parse_feature(index, feature)
+        if item.id in first_index:
+            raise error(f"feature {index} ({item.id!r}): duplicate id, also feature {first_index[item.id]}")
+        first_index[item.id] = index
+        items.append(item)
+    return items
 
 
-def _read_source(source: str | Path | dict[str, Any]) -> Any:
+def read_geojson(
+    source: str | Path | dict[str, Any], what: str, error: type[InvalidZoneError], unreadable_hint: str = ""
+) -> Any:
+    """Return the parsed JSON of a path, GeoJSON text or dict, or raise `error` saying what is wrong."""
     if isinstance(source, dict):
         return source
     if isinstance(source, str) and source.lstrip().startswith("{"):
-        text, origin = source, "zone GeoJSON text"
+        text, origin = source, f"{what} GeoJSON text"
     else:
         path = Path(source)
         try:
-            text, origin = path.read_text(encoding="utf-8"), f"zone file {path}"
+            text, origin = path.read_text(encoding="utf-8"), f"{what} file {path}"
         except OSError as exc:
-            raise InvalidZoneError(f"zone file {path} unreadable ({exc.strerror}): set CITY_ZONES_FILE") from exc
+            raise error(f"{what} file {path} unreadable ({exc.strerror}){unreadable_hint}") from exc
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidZoneError(f"{origin} is not JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+        raise error(f"{origin} is not JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
 
 
 def _parse_feature(index: int, feature: Any) -> Zone:
