@@ -1,12 +1,14 @@
 """Loss of separation between two airborne drones, across partitions, through a Redis spatial index per time slice.
 
 Drones are keyed by drone id, so two neighbours are usually on different partitions. Each batch's airborne
-fixes are written, inside the partition's commit, into Redis GEO sets per time slice (`separation_window_s`)
-and grid tile, one member per fix (`drone|t_ms|height`). Each fix looks for fixes of other drones within
-`separation_horizontal_m` (GEOSEARCH BYRADIUS) in its own slice and the two beside it, then keeps those within
-`separation_vertical_m` and `separation_window_s` of it. The sets searched are WATCHed by the commit, so of
-two partitions committing close fixes at once, one redoes its decision and sees the other: every close pair
-of fixes is found by at least one side.
+fixes are written, inside the partition's commit, into Redis sorted sets per time slice (`separation_window_s`)
+and 1 km grid tile, one member per fix (`drone|t_ms|height|lon|lat`). A batch reads each set near its fixes
+once (its own slice and the two beside it), puts those fixes and its own on a grid of cells as large as the
+horizontal limit, and compares each fix only with fixes in the cells around it: the cost grows with the
+batch, not with the batch squared, and with the number of sets, not of fixes times sets. It keeps other
+drones' fixes within `separation_horizontal_m`, `separation_vertical_m` and `separation_window_s`. The sets
+read are WATCHed by the commit, so of two partitions committing close fixes at once, one redoes its decision
+and sees the other: every close pair of fixes is found by at least one side.
 
 A pair's episode is shared state (`sep-pair:<a>|<b>`, also WATCHed), so both partitions extend the same
 alert, whose id comes from the sorted pair and the episode start. It resolves when a fix of either drone
@@ -35,6 +37,16 @@ STALE_WINDOWS = 6  # an episode with no close fix for this many windows resolves
 KEEP_S = 24 * 3600  # pair states and open sets expire after a day without change
 
 
+# Read many slice sets and open-episode sets in one call: ARGV[1] keys are sorted sets, the rest sets.
+READ_SETS = """
+local fixes, partners, n = {}, {}, tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  if i <= n then fixes[i] = redis.call('ZRANGE', key, 0, -1) else partners[i - n] = redis.call('SMEMBERS', key) end
+end
+return {fixes, partners}
+"""
+
+
 @dataclass(frozen=True)
 class Position:
     """One in-order fix of a drone, as the separation check needs it."""
@@ -49,14 +61,49 @@ class Position:
     zone_id: str
 
 
+Fix = tuple[str, int, float | None, float, float]  # (drone, t_ms, height or None, lon, lat)
+
+
 def _member(p: Position) -> str:
-    return f"{p.drone_id}|{p.t_ms}|{'' if p.height_m is None else p.height_m}"
+    return f"{p.drone_id}|{p.t_ms}|{'' if p.height_m is None else p.height_m!r}|{p.lon!r}|{p.lat!r}"
 
 
-def _parse(member: bytes | str) -> tuple[str, int, float | None]:
+def _parse(member: bytes | str) -> Fix:
     text = member.decode() if isinstance(member, bytes) else member
-    drone, t, h = text.rsplit("|", 2)
-    return drone, int(t), (float(h) if h else None)
+    drone, t, h, lon, lat = text.rsplit("|", 4)
+    return drone, int(t), (float(h) if h else None), float(lon), float(lat)
+
+
+class NearIndex:
+    """Fixes on a grid of cells one horizontal limit wide, per time slice, to find close ones without a scan."""
+
+    def __init__(self, radius_m: float, window_ms: int) -> None:
+        self.radius_m = radius_m
+        self.window_ms = window_ms
+        self.cells: dict[tuple[int, int, int], list[Fix]] = {}
+
+    def add(self, fix: Fix) -> None:
+        """Index one fix."""
+        ix, iy = cell_of(fix[3], fix[4], self.radius_m)
+        self.cells.setdefault((fix[1] // self.window_ms, ix, iy), []).append(fix)
+
+    def cells_near(self, lon: float, lat: float) -> list[tuple[int, int]]:
+        """Return the cells that may hold a fix within the radius of a point (to pass to `near`)."""
+        return cells_near(lon, lat, self.radius_m, self.radius_m)
+
+    def near(self, lon: float, lat: float, t_ms: int, cells: list[tuple[int, int]]) -> list[tuple[Fix, float]]:
+        """Return (fix, metres) of the fixes within the radius, in this slice or the two beside it."""
+        if not self.cells:
+            return []
+        s = t_ms // self.window_ms
+        found = []
+        for ix, iy in cells:
+            for slice_ in (s - 1, s, s + 1):
+                for fix in self.cells.get((slice_, ix, iy), ()):
+                    dist = haversine_m(lon, lat, fix[3], fix[4])
+                    if dist < self.radius_m:
+                        found.append((fix, dist))
+        return found
 
 
 class SeparationCheck:
@@ -74,43 +121,42 @@ class SeparationCheck:
         self.publish = publish
         self.h_m, self.v_m = rules.separation_horizontal_m, rules.separation_vertical_m
         self.window_ms = int(rules.separation_window_s * 1000)
-        self.searches: list[list[str]] = []  # per position: the GEO keys it searches
+        searched: set[str] = set()  # the slice sets near any airborne fix of the batch
         watched: set[str] = set()
         for p in positions:
-            s = p.t_ms // self.window_ms
-            tiles = cells_near(p.lon, p.lat, self.h_m, TILE_M) if p.airborne else []
-            searched = [self._geo(slice_, tile) for slice_ in (s - 1, s, s + 1) for tile in tiles]
-            self.searches.append(searched)
-            watched.update(searched)
+            if p.airborne:
+                s = p.t_ms // self.window_ms
+                tiles = cells_near(p.lon, p.lat, self.h_m, TILE_M)
+                searched.update(self._geo(slice_, tile) for slice_ in (s - 1, s, s + 1) for tile in tiles)
             watched.add(keys.separation_open(p.drone_id))
-        self.keys = sorted(watched)
+        self.searched = sorted(searched)
+        self.keys = sorted(watched | searched)
 
     def _geo(self, slice_: int, tile: tuple[int, int]) -> str:
         return self.k.separation_slice(slice_, f"{tile[0]}:{tile[1]}")
 
     async def decide_in(self, pipe: Any, reader: Any) -> tuple[Callable[[Any], None], list[Alert]]:
         """Read the neighbours and episodes (watched by `pipe`), decide, and return the writes and alerts."""
-        async with reader.pipeline(transaction=False) as read:
-            for p, searched in zip(self.positions, self.searches, strict=True):
-                for key in searched:
-                    read.geosearch(key, longitude=p.lon, latitude=p.lat, radius=self.h_m, unit="m", withdist=True)
-            drones = sorted({p.drone_id for p in self.positions})
-            for drone in drones:
-                read.smembers(self.k.separation_open(drone))
-            replies = await read.execute()
-        found: list[list[tuple[str, int, float | None, float]]] = []
-        i = 0
-        for searched in self.searches:
-            hits = []
-            for _ in searched:
-                hits += [(*_parse(m), float(d)) for m, d in replies[i]]
-                i += 1
-            found.append(hits)
+        drones = sorted({p.drone_id for p in self.positions})
+        stored_sets, open_sets = await reader.eval(
+            READ_SETS,
+            len(self.searched) + len(drones),
+            *self.searched,
+            *map(self.k.separation_open, drones),
+            len(self.searched),
+        )
+        stored = NearIndex(self.h_m, self.window_ms)
+        for members in stored_sets:
+            for m in members:
+                stored.add(_parse(m))
+        cells = [stored.cells_near(p.lon, p.lat) if p.airborne else [] for p in self.positions]
+        found = [stored.near(p.lon, p.lat, p.t_ms, c) for p, c in zip(self.positions, cells, strict=True)]
         partners = {
-            d: {(m.decode() if isinstance(m, bytes) else m) for m in replies[i + j]} for j, d in enumerate(drones)
+            d: {(m.decode() if isinstance(m, bytes) else m) for m in ms}
+            for d, ms in zip(drones, open_sets, strict=True)
         }
         # Every pair this batch may touch: found close, or already open.
-        pairs = {self._pair(p.drone_id, h[0]) for p, hits in zip(self.positions, found, strict=True) for h in hits}
+        pairs = {self._pair(p.drone_id, h[0][0]) for p, hits in zip(self.positions, found, strict=True) for h in hits}
         pairs |= {self._pair(d, o) for d, others in partners.items() for o in others}
         pairs = {pair for pair in pairs if pair[0] != pair[1]}
         pair_list = sorted(pairs)
@@ -130,17 +176,13 @@ class SeparationCheck:
                     lon, lat, h, t = orjson.loads(raw)
                     latest[drone] = (lon, lat, h, t)
         alerts: dict[str, Alert] = {}
-        local: list[Position] = []  # this batch's fixes, not yet in Redis
+        local = NearIndex(self.h_m, self.window_ms)  # this batch's earlier airborne fixes, not yet in Redis
+        local_last: dict[str, Position] = {}
         changed: set[tuple[str, str]] = set()
-        for p, hits in zip(self.positions, found, strict=True):
+        for p, hits, near in zip(self.positions, found, cells, strict=True):
             close: dict[str, tuple[int, float, float | None]] = {}  # other -> (t, horizontal m, vertical m or None)
             if p.airborne:
-                candidates = [(d, t, h, dist) for d, t, h, dist in hits]
-                candidates += [
-                    (q.drone_id, q.t_ms, q.height_m, haversine_m(p.lon, p.lat, q.lon, q.lat))
-                    for q in local
-                    if q.airborne and haversine_m(p.lon, p.lat, q.lon, q.lat) < self.h_m
-                ]
+                candidates = [(*fix[:3], dist) for fix, dist in [*hits, *local.near(p.lon, p.lat, p.t_ms, near)]]
                 for other, t, h, dist in candidates:
                     if other == p.drone_id or abs(t - p.t_ms) > self.window_ms or dist >= self.h_m:
                         continue
@@ -168,7 +210,7 @@ class SeparationCheck:
             for other in sorted(partners.get(p.drone_id, set()) - set(close)):
                 pair = self._pair(p.drone_id, other)
                 state = states.get(pair)
-                if state is None or not state.get("open") or not self._ends(p, other, state, latest, local):
+                if state is None or not state.get("open") or not self._ends(p, other, state, latest, local_last):
                     continue
                 state["open"] = False
                 partners[p.drone_id].discard(other)
@@ -176,18 +218,24 @@ class SeparationCheck:
                 changed.add(pair)
                 alerts[self._id(pair, state)] = self._alert(pair, state, p, None, None, resolved=True)
             if p.airborne:
-                local.append(p)
+                local.add((p.drone_id, p.t_ms, p.height_m, p.lon, p.lat))
+                local_last[p.drone_id] = p
         touched = {d for pair in changed for d in pair}
 
         def write(tx: Any) -> None:
             ttl = max(60, 4 * self.window_ms // 1000)
+            by_key: dict[str, dict[str, int]] = {}
+            last: dict[str, bytes] = {}
             for p in self.positions:
-                if not p.airborne:
-                    continue
-                key = self._geo(p.t_ms // self.window_ms, cell_of(p.lon, p.lat, TILE_M))
-                tx.geoadd(key, (p.lon, p.lat, _member(p)))
+                if p.airborne:
+                    key = self._geo(p.t_ms // self.window_ms, cell_of(p.lon, p.lat, TILE_M))
+                    by_key.setdefault(key, {})[_member(p)] = p.t_ms
+                    last[p.drone_id] = orjson.dumps([p.lon, p.lat, p.height_m, p.t_ms])
+            for key, members in by_key.items():
+                tx.zadd(key, members)
                 tx.expire(key, ttl)
-                tx.hset(self.k.separation_last, p.drone_id, orjson.dumps([p.lon, p.lat, p.height_m, p.t_ms]))
+            if last:
+                tx.hset(self.k.separation_last, mapping=last)
             for pair in sorted(changed):
                 tx.set(self.k.separation_pair(*pair), orjson.dumps(states[pair]), ex=KEEP_S)
             for drone in sorted(touched):
@@ -205,13 +253,13 @@ class SeparationCheck:
         other: str,
         state: dict[str, Any],
         latest: dict[str, tuple[float, float, float | None, int]],
-        local: list[Position],
+        local_last: dict[str, Position],
     ) -> bool:
         """Return whether this fix shows the pair's episode over: landed, seen apart, or no close fix for long."""
         if not p.airborne or p.t_ms - state.get("last_ms", p.t_ms) > STALE_WINDOWS * self.window_ms:
             return True
-        mine = [q for q in local if q.drone_id == other]
-        last = (mine[-1].lon, mine[-1].lat, mine[-1].height_m, mine[-1].t_ms) if mine else latest.get(other)
+        mine = local_last.get(other)
+        last = (mine.lon, mine.lat, mine.height_m, mine.t_ms) if mine else latest.get(other)
         if last is None or abs(last[3] - p.t_ms) > self.window_ms:
             return False  # no recent fix of the other drone: its partition may lag; wait for evidence
         apart_h = haversine_m(p.lon, p.lat, last[0], last[1]) >= self.h_m
