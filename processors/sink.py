@@ -35,6 +35,36 @@ return 0
 """
 
 
+# Add integers to hash fields and set each hash's time to live, for every window of a batch in one call
+# (one command per field would cost more to send than to run). ARGV[1] is the TTL; then, per key, the
+# number of fields followed by field/amount pairs.
+HASH_INCR_MANY = """
+local ttl, a = ARGV[1], 2
+for _, key in ipairs(KEYS) do
+  local n = tonumber(ARGV[a])
+  for j = 1, n do
+    redis.call('HINCRBY', key, ARGV[a + 2 * j - 1], ARGV[a + 2 * j])
+  end
+  a = a + 1 + 2 * n
+  redis.call('EXPIRE', key, ttl)
+end
+return 0
+"""
+
+# Add members to sets and set their time to live: ARGV[1] is the TTL; then, per key, the count and members.
+SET_ADD_MANY = """
+local ttl, a = ARGV[1], 2
+for _, key in ipairs(KEYS) do
+  local n = tonumber(ARGV[a])
+  for first = a + 1, a + n, 1000 do  -- unpack has a stack limit
+    redis.call('SADD', key, unpack(ARGV, first, math.min(first + 999, a + n)))
+  end
+  a = a + 1 + n
+  redis.call('EXPIRE', key, ttl)
+end
+return 0
+"""
+
 SHARED_RETRIES = 50  # shared keys changed by other partitions this many times in a row: give up, the batch is retried
 ALERT_EVENTS_MAX = 200_000  # changes kept for clients that reconnect (about a day of a busy city)
 
@@ -189,12 +219,16 @@ class RedisSink:
     ) -> None:
         keys, domain = self.keys, outcome.domain.value
         index: dict[int, dict[str, float]] = {}
-        for (window_s, zone_id, start_ms), sums in outcome.sums.items():
-            window_key = keys.window(domain, window_s, zone_id, start_ms)
-            for field_name, amount in sums.items():
-                pipe.hincrby(window_key, field_name, amount)
-            pipe.expire(window_key, self.window_ttl_s)
-            index.setdefault(window_s, {})[f"{zone_id}|{start_ms}"] = start_ms
+        if outcome.sums:
+            incr_keys: list[str] = []
+            incr_args: list[str | int] = [self.window_ttl_s]
+            for (window_s, zone_id, start_ms), sums in outcome.sums.items():
+                incr_keys.append(keys.window(domain, window_s, zone_id, start_ms))
+                incr_args.append(len(sums))
+                for field_name, amount in sums.items():
+                    incr_args += [field_name, amount]
+                index.setdefault(window_s, {})[f"{zone_id}|{start_ms}"] = start_ms
+            pipe.eval(HASH_INCR_MANY, len(incr_keys), *incr_keys, *incr_args)
         if outcome.maxima:
             # One script call for every maximum of the batch: keys repeat once per field.
             max_keys: list[str] = []
@@ -208,10 +242,13 @@ class RedisSink:
             pipe.eval(HASH_MAX, len(max_keys), *max_keys, *max_args)
             for window_key in set(max_keys):
                 pipe.expire(window_key, self.window_ttl_s)
-        for (window_s, zone_id, start_ms), members in outcome.members.items():
-            members_key = keys.window_members(domain, window_s, zone_id, start_ms)
-            pipe.sadd(members_key, *members)
-            pipe.expire(members_key, self.window_ttl_s)
+        if outcome.members:
+            set_keys: list[str] = []
+            set_args: list[str | int] = [self.window_ttl_s]
+            for (window_s, zone_id, start_ms), members in outcome.members.items():
+                set_keys.append(keys.window_members(domain, window_s, zone_id, start_ms))
+                set_args += [len(members), *sorted(members)]
+            pipe.eval(SET_ADD_MANY, len(set_keys), *set_keys, *set_args)
         for window_s, members_by_ref in index.items():
             pipe.zadd(keys.window_index(domain, window_s), members_by_ref)
         for alert in [*outcome.alerts.values(), *extra_alerts]:
