@@ -59,7 +59,8 @@ class Zone:
 def check_coordinates(lon: float, lat: float) -> None:
     """Raise InvalidCoordinateError unless lon is in [-180, 180] and lat in [-90, 90], both finite."""
     for axis, value, limit in (("longitude", lon, 180), ("latitude", lat, 90)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        kind = type(value)  # float and int first: the abstract-class check costs more than the rest
+        if kind is not float and kind is not int and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
             raise InvalidCoordinateError(f"{axis} {value!r} is not a number")
         if not math.isfinite(value) or not -limit <= value <= limit:
             raise InvalidCoordinateError(

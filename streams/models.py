@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
@@ -80,7 +81,7 @@ class SensorEvent(BaseModel):
         """Return the id of the sensor that sent this event (the Kafka key)."""
         raise NotImplementedError
 
-    @property
+    @cached_property
     def observed_ms(self) -> int:
         """Return observed_at as epoch milliseconds."""
         return int(self.observed_at.timestamp() * 1000)

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
-
-import shapely
 
 from geo.fences import UNKNOWN_HEIGHT_M, Fence, FenceError, FenceEvent, FenceKind, FenceSet, FenceTracker, load_fences
 from geo.zones import ZoneIndex
@@ -97,6 +95,40 @@ def zone_file_collections(zones: ZoneIndex) -> dict[AirspaceKind, dict[str, Any]
     }
 
 
+class BoxGrid:
+    """Bounding boxes on a grid of 0.01 degree cells: does a small box meet any of them? (a dict look-up a fix)."""
+
+    CELL_DEG = 0.01
+    MAX_CELLS = 64  # a box over more cells than this (a long jump between fixes) is checked against every box
+
+    def __init__(self, boxes: list[tuple[float, float, float, float]]) -> None:
+        self.boxes = boxes
+        self.cells: dict[tuple[int, int], list[int]] = {}
+        for i, (west, south, east, north) in enumerate(boxes):
+            for cell in self._cells(west, south, east, north):
+                self.cells.setdefault(cell, []).append(i)
+
+    def _cells(self, west: float, south: float, east: float, north: float) -> list[tuple[int, int]]:
+        c = self.CELL_DEG
+        xs = range(math.floor(west / c), math.floor(east / c) + 1)
+        ys = range(math.floor(south / c), math.floor(north / c) + 1)
+        return [(x, y) for x in xs for y in ys]
+
+    def meets(self, west: float, south: float, east: float, north: float) -> bool:
+        """Return whether the box (edges included) meets any of the grid's boxes."""
+        c = self.CELL_DEG
+        span = (math.floor(east / c) - math.floor(west / c) + 1) * (math.floor(north / c) - math.floor(south / c) + 1)
+        if span > self.MAX_CELLS:
+            candidates: Iterable[int] = range(len(self.boxes))
+        else:
+            candidates = {i for cell in self._cells(west, south, east, north) for i in self.cells.get(cell, ())}
+        for i in candidates:
+            w, s, e, n = self.boxes[i]
+            if west <= e and w <= east and south <= n and s <= north:
+                return True
+        return False
+
+
 class Airspace:
     """Fences of every kind under one grid index, the permits, and the tracker that follows drones through them."""
 
@@ -109,7 +141,7 @@ class Airspace:
         self.tracker = FenceTracker(self.fence_set, self.permits)
         self.version = version
         self.operating_areas = [f for f in fences if f.kind == "operating_area"]
-        self._boxes = shapely.STRtree([shapely.box(*f.polygon.bounds) for f in fences])
+        self._boxes = BoxGrid([f.polygon.bounds for f in fences])
 
     def track(
         self, state: dict[str, Any], drone_id: str, operator_id: str, lon: float, lat: float, height_m: float, t_ms: int
@@ -124,7 +156,7 @@ class Airspace:
         if previous:
             west, east = min(west, previous[0]), max(east, previous[0])
             south, north = min(south, previous[1]), max(north, previous[1])
-        if not state.get("inside") and not len(self._boxes.query(shapely.box(west, south, east, north))):
+        if not state.get("inside") and not self._boxes.meets(west, south, east, north):
             height = None if height_m <= UNKNOWN_HEIGHT_M or math.isnan(height_m) else float(height_m)
             state.clear()
             state.update(inside=[], fix=[float(lon), float(lat), height, int(t_ms)])
