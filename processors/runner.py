@@ -107,6 +107,11 @@ class BatchRunner:
             Domain.energy: int(settings.energy.min_interval_s * 1000),
         }
 
+    def applied(self, topic: str, partition: int) -> int | None:
+        """Return the last offset of a partition known applied in Redis by this worker (None: not loaded)."""
+        cache = self.caches.get((topic, partition))
+        return None if cache is None else cache.base_offset
+
     def forget(self, topic: str, partition: int) -> None:
         """Drop a partition's cached state (on rebalance or a failed commit)."""
         self.caches.pop((topic, partition), None)

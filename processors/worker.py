@@ -1,22 +1,22 @@
-"""The worker: Faust wiring of the batch runner, the window emitter and rebalance handling."""
+"""The worker: Faust as the frame (producer, timers, lifecycle) around the batch intake and runner."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from typing import Any
 
 import faust
+import mode
 from aiokafka.errors import KafkaError
-from faust.types import TP
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from geo.zones import ZoneIndex
 from processors.drone.fence_store import FenceSource
+from processors.intake import BatchIntake
 from processors.outcome import BatchOutcome, DeadLetter
-from processors.runner import BatchRunner, Record
+from processors.runner import BatchRunner
 from processors.sink import RedisSink
 from processors.windows import WindowStore
 from streams.app import create_faust_app
@@ -30,8 +30,12 @@ log = logging.getLogger(__name__)
 
 
 def create_worker(settings: Settings) -> faust.App:
-    """Build the worker app: one batch agent per sensor topic, a window emitter timer, dead letters."""
-    app = create_faust_app(settings)
+    """Build the worker app: the batch intake of the sensor topics, a window emitter timer, dead letters.
+
+    The intake's consumer is the worker's consumer group (`CITY_WORKER__GROUP_ID`); Faust's own consumer,
+    which has no agent to feed, keeps to a group of its own (`<group>-frame`).
+    """
+    app = create_faust_app(settings, f"{settings.worker.group_id}-frame")
     zones = ZoneIndex.from_file(settings.zones_file)
     redis = Redis.from_url(settings.redis.url.get_secret_value(), socket_timeout=settings.redis.socket_timeout_s)
     keys = Keys(settings.redis.key_prefix)
@@ -65,21 +69,31 @@ def create_worker(settings: Settings) -> faust.App:
     retention_s = int(settings.worker.window_retention_h * 3600)
 
     async def seek(topic: str, partition: int, offset: int) -> None:
-        """Make the consumer read a partition again from an offset (Faust drops records below its read offset)."""
-        await app.consumer.seek(TP(topic, partition), offset)
+        """Make the intake read a partition again from an offset (the runner's hole guard and watchdog)."""
+        await intake.seek(topic, partition, offset)
 
     drone = settings.drone
     fences = FenceSource(redis, keys, zones, drone.permits_file, drone.fence_refresh_s)
     runner = BatchRunner(settings, zones, RedisSink(redis, keys, retention_s), publish, seek, fences)
+    inputs = {topics.for_domain(d) for d in Domain}
+    intake = BatchIntake(settings, runner, sorted(inputs))
+
+    @app.service
+    class Intake(mode.Service):
+        """Starts the batch intake with the app and stops it first on shutdown."""
+
+        async def on_start(self) -> None:
+            await intake.start()
+
+        async def on_stop(self) -> None:
+            await intake.stop()
+
     sizes = {d: sorted({*settings.worker.zone_sizes(d.value), *settings.worker.source_sizes(d.value)}) for d in Domain}
     stores = {
         (domain, size): WindowStore(redis, keys, size, topics, settings.worker.idle_partition_s)
         for domain in Domain
         for size in sizes[domain]
     }
-
-    for domain in Domain:
-        _register_agent(app, runner, settings, domain, topics.for_domain(domain))
 
     @app.timer(settings.worker.emit_interval_s)
     async def emit_closed_windows() -> None:
@@ -97,16 +111,14 @@ def create_worker(settings: Settings) -> faust.App:
         except RedisError as exc:
             log.warning('window emitter waiting for redis error="%s"', exc)
 
-    inputs = {topics.for_domain(d) for d in Domain}
-
     @app.timer(settings.worker.silence_check_s)
     async def check_silent_sources() -> None:
         """Alert on detectors, meters and airborne drones that went quiet, even when no message arrives at all."""
         now_ms = int(time.time() * 1000)
         try:
-            for tp in sorted(app.consumer.assignment()):
+            for tp in sorted(intake.assignment()):
                 if tp.topic in inputs:
-                    end = app.consumer.highwater(tp)
+                    end = intake.highwater(tp)
                     raised = await runner.check_silence(tp.topic, tp.partition, now_ms, end)
                     if raised:
                         log.info('silent sources alerted topic="%s" partition=%d count=%d', *tp, raised)
@@ -116,26 +128,15 @@ def create_worker(settings: Settings) -> faust.App:
     @app.timer(settings.worker.stall_check_s)
     async def unstall_partitions() -> None:
         """Read a partition again from its Redis position when its records wait and nothing is applied."""
-        mine = [tp for tp in app.consumer.assignment() if tp.topic in inputs]
+        mine = [tp for tp in intake.assignment() if tp.topic in inputs]
         if not mine:
             return
         try:
-            ends = await app.consumer.highwaters(*mine)
+            ends = await intake.end_offsets(mine)
             for tp in sorted(mine):
                 await runner.unstall(tp.topic, tp.partition, ends.get(tp), settings.worker.stall_after_s)
         except (RedisError, OSError, KafkaError) as exc:
             log.warning('stall check waiting error="%s"', exc)
-
-    @app.on_partitions_revoked.connect
-    async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
-        for tp in revoked:
-            runner.forget(tp.topic, tp.partition)
-
-    @app.on_partitions_assigned.connect
-    async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
-        for tp in assigned:
-            runner.forget(tp.topic, tp.partition)
-        log.info("partitions assigned count=%d", len(assigned))
 
     return app
 
@@ -149,17 +150,3 @@ def refusal_headers(dl: DeadLetter) -> dict[str, bytes]:
         "citystream.source.partition": str(dl.partition).encode(),
         "citystream.source.offset": str(dl.offset).encode(),
     }
-
-
-def _register_agent(app: faust.App, runner: BatchRunner, settings: Settings, domain: Domain, topic_name: str) -> None:
-    topic = app.topic(topic_name, value_serializer="raw", key_serializer="raw", partitions=settings.kafka.partitions)
-
-    async def consume(stream: Any) -> None:
-        async for events in stream.take_events(settings.worker.batch_max, settings.worker.batch_within_s):
-            records = [
-                Record(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
-                for e in events
-            ]
-            await runner.run(records)
-
-    app.agent(topic, name=f"citystream.{domain.value}-batch")(consume)

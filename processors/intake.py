@@ -1,0 +1,182 @@
+"""The worker's intake: many records per fetch straight from aiokafka, in place of Faust's per-message stream.
+
+Faust hands an agent one message at a time (a task and an `asyncio.wait` per message in its consumer's
+drain loop, then the conductor, codec, sensors and stream iterator), which holds a worker near 5,000
+events/s whatever the agent then does with them. The intake is one aiokafka consumer in the worker's
+consumer group, subscribed to the three sensor topics: each `getmany` brings up to `batch_max` records,
+and each partition's run goes to the BatchRunner as one batch, partitions side by side. Faust stays the
+frame: the app, its producer for alerts and dead letters, the timers, the worker's lifecycle and signals.
+
+Offsets: Redis holds what is applied (the runner's compare-and-set on each partition's offset). When a
+partition is assigned, the intake seeks it to the record after the one applied in Redis; after each
+batch it commits to Kafka the offsets applied, for lag monitoring and tools, never before Redis has them.
+When partitions are revoked it waits for their batches in flight, so the next owner starts from a settled
+position.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.structs import OffsetAndMetadata
+from redis.exceptions import RedisError
+
+from processors.runner import BatchRunner, Record
+from streams.security import aiokafka_options
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, intake: BatchIntake) -> None:
+        self.intake = intake
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        await self.intake.revoked(list(revoked))
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        await self.intake.assigned(list(assigned))
+
+
+class BatchIntake:
+    """Fetch the sensor topics in batches and hand each partition's records to the runner."""
+
+    def __init__(self, settings: Settings, runner: BatchRunner, topics: list[str]) -> None:
+        self.settings = settings
+        self.runner = runner
+        self.topics = sorted(topics)
+        self.consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._positioned: dict[TopicPartition, int] = {}  # assigned partitions' Redis positions, not yet committed
+
+    def assignment(self) -> set[TopicPartition]:
+        """Return the partitions this worker holds now (empty before the first assignment)."""
+        return set(self.consumer.assignment()) if self.consumer is not None else set()
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        """Return the last end offset seen for a partition in fetch responses (None: not fetched yet)."""
+        return self.consumer.highwater(tp) if self.consumer is not None else None
+
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """Return the partitions' end offsets, asked of the broker."""
+        if self.consumer is None or not tps:
+            return {}
+        return dict(await self.consumer.end_offsets(tps))
+
+    async def seek(self, topic: str, partition: int, offset: int) -> None:
+        """Make the next fetch of a partition start at an offset (the runner's hole guard and watchdog)."""
+        if self.consumer is not None:
+            with contextlib.suppress(IllegalStateError):  # no longer assigned: its next owner reads from Redis
+                self.consumer.seek(TopicPartition(topic, partition), offset)
+
+    async def start(self) -> None:
+        """Join the group and start fetching."""
+        kafka = self.settings.kafka
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=kafka.bootstrap_list,
+            client_id=f"{kafka.client_id}-intake",
+            group_id=self.settings.worker.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=int(kafka.session_timeout_s * 1000),
+            heartbeat_interval_ms=int(kafka.heartbeat_interval_s * 1000),
+            request_timeout_ms=int(max(kafka.request_timeout_s, kafka.session_timeout_s + 5) * 1000),
+            max_partition_fetch_bytes=4 << 20,
+            fetch_max_bytes=32 << 20,
+            **aiokafka_options(kafka),
+        )
+        await self.consumer.start()
+        self.consumer.subscribe(self.topics, listener=_Rebalance(self))
+        self._task = asyncio.create_task(self._run(), name="citystream-intake")
+        log.info('intake started topics="%s" group="%s"', ",".join(self.topics), self.settings.worker.group_id)
+
+    async def stop(self) -> None:
+        """Stop fetching, let the batch in flight finish, and leave the group."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self.consumer is not None:
+            await self.consumer.stop()
+
+    async def assigned(self, tps: list[TopicPartition]) -> None:
+        """Start each new partition at the record after the one applied in Redis."""
+        consumer = self.consumer
+        assert consumer is not None
+        for tp in sorted(tps):
+            self.runner.forget(tp.topic, tp.partition)
+            applied = await self._applied(tp)
+            consumer.seek(tp, applied + 1)
+            if applied >= 0:
+                self._positioned[tp] = applied
+        log.info("partitions assigned count=%d", len(tps))
+
+    async def revoked(self, tps: list[TopicPartition]) -> None:
+        """Let the batches in flight on revoked partitions finish, then drop their cached state."""
+        for tp in sorted(tps):
+            async with self.runner.lock(tp.topic, tp.partition):
+                self.runner.forget(tp.topic, tp.partition)
+
+    async def _applied(self, tp: TopicPartition) -> int:
+        delay = 0.1
+        while True:
+            try:
+                return await self.runner.sink.applied_offset(tp.topic, tp.partition)
+            except (RedisError, OSError) as exc:
+                log.warning(
+                    'redis unavailable, waiting to position partition topic="%s" partition=%d error="%s"',
+                    tp.topic,
+                    tp.partition,
+                    exc,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.worker.redis_retry_max_s)
+
+    async def _run(self) -> None:
+        consumer = self.consumer
+        assert consumer is not None
+        worker = self.settings.worker
+        while True:
+            if self._positioned:  # a new owner tells Kafka at once where Redis stands, so lag is right from the start
+                positioned, self._positioned = self._positioned, {}
+                await self._commit(positioned)
+            try:
+                fetched = await consumer.getmany(
+                    timeout_ms=int(worker.batch_within_s * 1000), max_records=worker.batch_max
+                )
+            except KafkaError as exc:
+                log.warning('kafka fetch failed, retrying error="%s"', exc)
+                await asyncio.sleep(1)
+                continue
+            if not fetched:
+                continue
+            await asyncio.gather(*(self._partition(tp, records) for tp, records in fetched.items()))
+            await self._commit({tp: self.runner.applied(tp.topic, tp.partition) for tp in fetched})
+
+    async def _partition(self, tp: TopicPartition, records: list[Any]) -> None:
+        batch = [Record(tp.topic, tp.partition, r.offset, r.key, r.value) for r in records]
+        await self.runner.run_partition(tp.topic, tp.partition, batch)
+
+    async def _commit(self, applied: Mapping[TopicPartition, int | None]) -> None:
+        """Commit to Kafka the offsets after those applied in Redis (for lag figures; Redis stays the truth)."""
+        consumer = self.consumer
+        assert consumer is not None
+        mine = consumer.assignment()
+        offsets = {
+            tp: OffsetAndMetadata(offset + 1, "")
+            for tp, offset in applied.items()
+            if tp in mine and offset is not None and offset >= 0
+        }
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError, KafkaError) as exc:  # a rebalance is under way
+            log.info('offset commit skipped error="%s"', exc)
