@@ -10,11 +10,16 @@ z-score of a reading, or of its short-term level when that drifts away from the 
 [0, 1) through 1 - exp(-z / temperature). Once a score reaches `alarm_score`, scores are damped for
 `cooldown` readings: one incident is reported once, not at every slow reading of it.
 
-The "robust-z-envelope" detector (the default) also keeps an envelope of the series' recent extremes: an
+The "robust-z-envelope" detector also keeps an envelope of the series' recent extremes: an
 upper and a lower bound that jump to any reading beyond them and otherwise relax back towards the baseline
 with a half-life of `envelope_half_life` readings. A reading inside that envelope is no more extreme than
 one the series showed lately, so its z-score counts `inside_weight` times: a sensor that spikes every day
 stops alarming at each spike, while a deviation beyond anything recent still scores in full.
+
+The "robust-z-long-envelope" detector (the default) remembers extremes for longer (a half-life of 1000
+readings) but moves its envelope only `envelope_jump` (a quarter) of the way to a reading beyond it: spikes
+of a size the series repeats keep the envelope wide for days, while one freak reading does not hide every
+smaller deviation after it.
 """
 
 from __future__ import annotations
@@ -46,14 +51,16 @@ class AnomalyParams:
     damping: float = 0.0
     envelope_half_life: float = 0.0  # 0: no envelope, every reading's z-score counts in full
     inside_weight: float = 1.0
+    envelope_jump: float = 1.0  # share of the way the envelope moves to a reading beyond it
 
 
 DETECTORS: dict[str, AnomalyParams] = {
     "robust-z": AnomalyParams(),
     "robust-z-no-cooldown": AnomalyParams(cooldown=0),
     "robust-z-envelope": AnomalyParams(envelope_half_life=300.0, inside_weight=0.5),
+    "robust-z-long-envelope": AnomalyParams(envelope_half_life=1000.0, inside_weight=0.5, envelope_jump=0.25),
 }
-DEFAULT_DETECTOR = "robust-z-envelope"
+DEFAULT_DETECTOR = "robust-z-long-envelope"
 
 
 def detector_params(name: str) -> AnomalyParams:
@@ -113,8 +120,10 @@ def _envelope_weight(state: dict[str, Any], value: float, params: AnomalyParams)
     weight = 1.0 if value > upper or value < lower else params.inside_weight
     keep = 0.5 ** (1.0 / params.envelope_half_life)
     base = state["base"]
-    state["upper"] = max(value, base + keep * (upper - base))
-    state["lower"] = min(value, base + keep * (lower - base))
+    upper = base + keep * (upper - base)
+    lower = base + keep * (lower - base)
+    state["upper"] = upper + params.envelope_jump * max(value - upper, 0.0)
+    state["lower"] = lower + params.envelope_jump * min(value - lower, 0.0)
     return weight
 
 
