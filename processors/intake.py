@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -54,11 +55,16 @@ class BatchIntake:
         self.topics = sorted(topics)
         self.consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
+        self._idle_since: float | None = None  # monotonic time since when fetches bring nothing
         self._positioned: dict[TopicPartition, int] = {}  # assigned partitions' Redis positions, not yet committed
 
     def assignment(self) -> set[TopicPartition]:
         """Return the partitions this worker holds now (empty before the first assignment)."""
         return set(self.consumer.assignment()) if self.consumer is not None else set()
+
+    def idle_for(self) -> float:
+        """Return for how many seconds fetches have brought nothing (0 while records flow)."""
+        return 0.0 if self._idle_since is None else time.monotonic() - self._idle_since
 
     def highwater(self, tp: TopicPartition) -> int | None:
         """Return the last end offset seen for a partition in fetch responses (None: not fetched yet)."""
@@ -156,7 +162,10 @@ class BatchIntake:
                 await asyncio.sleep(1)
                 continue
             if not fetched:
+                if self._idle_since is None:
+                    self._idle_since = time.monotonic()
                 continue
+            self._idle_since = None
             await asyncio.gather(*(self._partition(tp, records) for tp, records in fetched.items()))
             await self._commit({tp: self.runner.applied(tp.topic, tp.partition) for tp in fetched})
 

@@ -239,12 +239,16 @@ class BatchRunner:
 
         return SharedUpdate(keys, decide, publish)
 
-    async def unstall(self, topic: str, partition: int, end_offset: int | None, stall_s: float) -> bool:
+    async def unstall(
+        self, topic: str, partition: int, end_offset: int | None, stall_s: float, busy: bool = False
+    ) -> bool:
         """Seek a partition back to its applied offset if records wait and none was applied for `stall_s`.
 
-        A watchdog for consumer defects after rebalances (a partition Faust stopped fetching or whose read
-        offset jumped ahead, faust-streaming issues 221 and 629): the position in Redis is the truth, so
-        reading again from it loses nothing and repeats nothing. Returns whether it sought.
+        A watchdog for consumer defects after rebalances (a partition the consumer stopped fetching or whose
+        read offset jumped ahead, faust-streaming issues 221 and 629): the position in Redis is the truth, so
+        reading again from it loses nothing and repeats nothing. While the intake is `busy` (fetches bring
+        records), a partition behind is queued, not stalled, and its clock starts again. Returns whether it
+        sought.
         """
         async with self.lock(topic, partition):
             cache, applied = await self._cache(topic, partition)
@@ -252,7 +256,7 @@ class BatchRunner:
                 cache.stalled_at = None
                 return False
             now = time.monotonic()
-            if cache.stalled_at is None or cache.stalled_at[0] != applied:
+            if busy or cache.stalled_at is None or cache.stalled_at[0] != applied:
                 cache.stalled_at = (applied, now)
                 return False
             if now - cache.stalled_at[1] < stall_s:

@@ -9,6 +9,8 @@ import time
 import faust
 import mode
 from aiokafka.errors import KafkaError
+from faust.app.base import BootStrategy
+from faust.exceptions import NotReady
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -32,10 +34,12 @@ log = logging.getLogger(__name__)
 def create_worker(settings: Settings) -> faust.App:
     """Build the worker app: the batch intake of the sensor topics, a window emitter timer, dead letters.
 
-    The intake's consumer is the worker's consumer group (`CITY_WORKER__GROUP_ID`); Faust's own consumer,
-    which has no agent to feed, keeps to a group of its own (`<group>-frame`).
+    The intake's consumer is the worker's member of the consumer group (`CITY_WORKER__GROUP_ID`). Faust's
+    own consumer, conductor and tables have nothing to feed, so they are not started (Faust's documented
+    boot strategy switch): Faust runs the producer, the timers and the worker's lifecycle.
     """
-    app = create_faust_app(settings, f"{settings.worker.group_id}-frame")
+    app = create_faust_app(settings)
+    app.boot_strategy = BootStrategy(app, enable_kafka_consumer=False)
     zones = ZoneIndex.from_file(settings.zones_file)
     redis = Redis.from_url(settings.redis.url.get_secret_value(), socket_timeout=settings.redis.socket_timeout_s)
     keys = Keys(settings.redis.key_prefix)
@@ -110,6 +114,8 @@ def create_worker(settings: Settings) -> faust.App:
                 await windows.forget_expired(domain)
         except RedisError as exc:
             log.warning('window emitter waiting for redis error="%s"', exc)
+        except (KafkaError, NotReady) as exc:  # the windows stay unmarked and go out on a later tick
+            log.warning('window emitter waiting for kafka error="%s"', exc)
 
     @app.timer(settings.worker.silence_check_s)
     async def check_silent_sources() -> None:
@@ -133,8 +139,9 @@ def create_worker(settings: Settings) -> faust.App:
             return
         try:
             ends = await intake.end_offsets(mine)
+            busy = intake.idle_for() < 1.0
             for tp in sorted(mine):
-                await runner.unstall(tp.topic, tp.partition, ends.get(tp), settings.worker.stall_after_s)
+                await runner.unstall(tp.topic, tp.partition, ends.get(tp), settings.worker.stall_after_s, busy)
         except (RedisError, OSError, KafkaError) as exc:
             log.warning('stall check waiting error="%s"', exc)
 

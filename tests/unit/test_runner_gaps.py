@@ -146,3 +146,30 @@ def test_a_partition_that_moves_is_never_sought() -> None:
 
     asyncio.run(scenario())
     assert seeks.calls == []
+
+
+def test_a_partition_queued_behind_others_while_records_flow_is_not_sought() -> None:
+    seeks = Seeks()
+
+    async def publish(_: object) -> None:
+        return None
+
+    r = BatchRunner(
+        Settings(environment="test"),
+        ZoneIndex.from_file(DEFAULT_ZONES_FILE),
+        cast(RedisSink, StoredPosition(41)),
+        publish,
+        seeks,
+    )
+
+    async def scenario() -> list[bool]:
+        first = await r.unstall("t", 2, 100, stall_s=0.05, busy=True)
+        await asyncio.sleep(0.06)
+        busy = await r.unstall("t", 2, 100, stall_s=0.05, busy=True)  # the intake still brings records
+        idle_at_once = await r.unstall("t", 2, 100, stall_s=0.05)  # idle now: the clock starts from here
+        await asyncio.sleep(0.06)
+        idle_long = await r.unstall("t", 2, 100, stall_s=0.05)
+        return [first, busy, idle_at_once, idle_long]
+
+    assert asyncio.run(scenario()) == [False, False, False, True]
+    assert seeks.calls == [("t", 2, 42)]
