@@ -91,18 +91,18 @@ class TrafficProcessor:
         """Run the incident rule against the upstream detector's state if it comes through this partition."""
         own = state.setdefault("incident", {})
         own["part"] = peers.partition
+        local_hour = local_hours(reading.observed_ms, self.rules.local_utc_offset_h) % 24
+        normal = normal_flow(congestion, local_hour, self.rules)
         site, upstream_site = self.sites.site(reading.sensor_id), self.sites.upstream(reading.sensor_id)
         if site is None or site.road_segment != reading.road_segment or upstream_site is None:
-            own.pop("in", None)
-            incident_detector(reading, own, None, None, None, {}, self.rules, zone_id)
+            own.pop("in", None)  # judged as nobody's incident, but remembered as an upstream for the next detector
+            incident_detector(reading, own, normal, None, None, {}, self.rules, zone_id)
             return None
         upstream_state = (peers.state_of(upstream_site.sensor_id) or {}).get("incident")
         if upstream_state is not None and upstream_state.get("part") != peers.partition:
             upstream_state = None  # written by another partition: reading it would race, so the rule does not
         key = segment_key(site, peers.partition)
         segment = peers.shared(key)
-        local_hour = local_hours(reading.observed_ms, self.rules.local_utc_offset_h) % 24
-        normal = normal_flow(congestion, local_hour, self.rules)
         upstream = (upstream_site, upstream_state)
         alert = incident_detector(reading, own, normal, site, upstream, segment, self.rules, zone_id)
         if alert is not None or "open" in segment:
