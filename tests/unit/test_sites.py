@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from citystream.cli import main
 from citystream.simulator import CitySimulator, size_for_rate
 from citystream.simulator.traffic import site_table
 from geo.zones import ZoneIndex
@@ -84,3 +85,14 @@ def test_the_shipped_table_is_the_simulators_and_lists_every_detector_it_runs() 
             assert (upstream is None) == (det.station == 0)
             if upstream is not None:
                 assert upstream.sensor_id in detectors and upstream.lane == det.lane
+
+
+def test_the_sites_command_checks_a_table_and_names_the_bad_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["sites", str(DEFAULT_SITES_FILE)]) == 0
+    assert "660 detectors on 10 segment directions, 638 with an upstream neighbour" in capsys.readouterr().out
+    bad = tmp_path / "sites.csv"
+    bad.write_text(HEADER + "A1,main,north,0,1\nA1,main,north,5,1\n")
+    assert main(["sites", str(bad)]) == 2
+    assert f"citystream sites: {bad}:3: detector 'A1' is also on line 2" in capsys.readouterr().err
