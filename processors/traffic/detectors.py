@@ -205,7 +205,7 @@ def incident_detector(
     recent = state.get("ms") is not None and 0 < reading.observed_ms - state["ms"] <= max_age_ms
     was_free = recent and any(state.get("free", [])[-rules.incident_sudden_readings :])
     flags = [*state.get("free", []), free][-rules.incident_sudden_readings :]
-    state.update(seg=reading.road_segment, ms=reading.observed_ms, speed=speed, free=flags)
+    state.update(ms=reading.observed_ms, speed=speed, free=flags)
     state["expected"] = None if expected is None else round(expected, 1)
     episode = segment.get("open")
     if episode is not None and reading.sensor_id in episode["members"]:
@@ -259,8 +259,8 @@ def _speed_line(expected: float | None, ratio: float, fixed: float) -> float:
 
 
 def _flows_freely(upstream: dict[str, Any], reading: TrafficReading, max_age_ms: float) -> bool:
-    """Return whether the upstream detector's latest reading, on the same segment and recent, was free-flowing."""
-    if upstream.get("seg") != reading.road_segment or "ms" not in upstream:
+    """Return whether the upstream detector's latest reading was recent and free-flowing."""
+    if "ms" not in upstream:
         return False
     return abs(reading.observed_ms - upstream["ms"]) <= max_age_ms and bool(upstream["free"][-1])
 

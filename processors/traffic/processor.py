@@ -72,7 +72,9 @@ class TrafficProcessor:
         congestion = state.setdefault("congestion", {})
         incident = self._incident(reading, state, congestion, zone_id, out, peers or Peers())
         out.emit(incident)
-        out.emit(self._congestion(reading, congestion, zone_id, incident_open=bool(state["incident"].get("in"))))
+        out.emit(
+            self._congestion(reading, congestion, zone_id, incident_open=bool(state.get("incident", {}).get("in")))
+        )
         out.emit(stuck_detector(reading, state.setdefault("stuck", {}), self.rules, zone_id))
         congested_ms = 0
         if "open" in congestion and previous_ms is not None:
@@ -89,13 +91,18 @@ class TrafficProcessor:
         peers: Peers,
     ) -> Alert | None:
         """Run the incident rule against the upstream detector's state if it comes through this partition."""
+        site = self.sites.site(reading.sensor_id)
+        if site is None or site.road_segment != reading.road_segment:
+            # Not in the site table, or its readings name another segment than its row: the table does not
+            # place it, so it is nobody's upstream neighbour and never an incident.
+            state.pop("incident", None)
+            return None
         own = state.setdefault("incident", {})
         own["part"] = peers.partition
         local_hour = local_hours(reading.observed_ms, self.rules.local_utc_offset_h) % 24
         normal = normal_flow(congestion, local_hour, self.rules)
-        site, upstream_site = self.sites.site(reading.sensor_id), self.sites.upstream(reading.sensor_id)
-        if site is None or site.road_segment != reading.road_segment or upstream_site is None:
-            own.pop("in", None)  # judged as nobody's incident, but remembered as an upstream for the next detector
+        upstream_site = self.sites.upstream(reading.sensor_id)
+        if upstream_site is None:  # the first detector of its road: remembered as the next one's upstream
             incident_detector(reading, own, normal, None, None, {}, self.rules, zone_id)
             return None
         upstream_state = (peers.state_of(upstream_site.sensor_id) or {}).get("incident")

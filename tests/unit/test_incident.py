@@ -180,7 +180,7 @@ def test_the_rule_without_a_learned_normal_uses_the_fixed_congestion_speeds() ->
     rules = TrafficRules()
     site = Site("AT-L1", SEGMENT, "forward", 500.0, 1)
     up_site = Site("UP-L1", SEGMENT, "forward", 0.0, 1)
-    upstream = {"seg": SEGMENT, "ms": reading("UP-L1", 1, FREE).observed_ms, "speed": FREE, "free": [True]}
+    upstream = {"ms": reading("UP-L1", 1, FREE).observed_ms, "speed": FREE, "free": [True]}
     state: dict[str, Any] = {}
     segment: dict[str, Any] = {}
     first = incident_detector(reading("AT-L1", 0, 70), state, None, site, (up_site, upstream), segment, rules, "z")
