@@ -292,10 +292,11 @@ def _incident_alert(
         threshold_type="LOWER",
         unit="km/h",
         description=(
-            f"Sudden speed collapse on {segment} ({direction}) at detector {reading.sensor_id}: "
-            f"{reading.avg_speed_kmh:.1f} km/h below {onset:.1f} km/h{normal}, while upstream detector "
-            f"{episode['upstream_detector']} flowed at {up_speed:.1f} km/h"
+            f"Sudden speed collapse on {segment} ({direction}) at {episode['position_m']:.0f} m, detector "
+            f"{episode['detector']}, while upstream detector {episode['upstream_detector']} flowed at "
+            f"{up_speed:.1f} km/h"
             + ("" if up_expected is None else f" (normal {up_expected:.1f} km/h)")
+            + f"; {reading.sensor_id} now {reading.avg_speed_kmh:.1f} km/h, threshold {onset:.1f} km/h{normal}"
         ),
         first_seen=start,
         last_seen=reading.observed_at,
