@@ -223,28 +223,35 @@ def incident_detector(
     if up_state is None or not _flows_freely(up_state, reading, max_age_ms):
         return None
     if episode is None:
-        episode = segment["open"] = {
-            "start_ms": reading.observed_ms,
-            "count": 0,
-            "members": [],
-            "detectors": [],
-            "road_segment": reading.road_segment,
-            "direction": site.direction,
-            "lon": reading.lon,
-            "lat": reading.lat,
-            "zone": zone_id,
-            "detector": reading.sensor_id,
-            "position_m": site.position_m,
-            "upstream_detector": up_site.sensor_id,
-            "upstream_speed_kmh": up_state["speed"],
-            "upstream_expected_kmh": up_state.get("expected"),
-            "upstream_age_s": round((reading.observed_ms - up_state["ms"]) / 1000, 1),
-        }
+        episode = segment["open"] = _new_episode(reading, site, up_site, up_state, zone_id)
     episode["members"].append(reading.sensor_id)
     if reading.sensor_id not in episode["detectors"]:
         episode["detectors"].append(reading.sensor_id)
     episode["count"] += 1
     return _incident_alert(reading, episode, expected, onset, zone_id, resolved=False)
+
+
+def _new_episode(
+    reading: TrafficReading, site: Site, upstream: Site, upstream_state: dict[str, Any], zone_id: str | None
+) -> dict[str, Any]:
+    """Return a segment's new incident episode, with the evidence of the moment it began."""
+    return {
+        "start_ms": reading.observed_ms,
+        "count": 0,
+        "members": [],
+        "detectors": [],
+        "road_segment": reading.road_segment,
+        "direction": site.direction,
+        "lon": reading.lon,
+        "lat": reading.lat,
+        "zone": zone_id,
+        "detector": reading.sensor_id,
+        "position_m": site.position_m,
+        "upstream_detector": upstream.sensor_id,
+        "upstream_speed_kmh": upstream_state["speed"],
+        "upstream_expected_kmh": upstream_state.get("expected"),
+        "upstream_age_s": round((reading.observed_ms - upstream_state["ms"]) / 1000, 1),
+    }
 
 
 def in_incident(segment: dict[str, Any], sensor_id: str) -> bool:
