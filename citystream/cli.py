@@ -112,6 +112,17 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _sites(args: argparse.Namespace, settings: Settings) -> int:
+    from processors.traffic.sites import load_sites
+
+    path = Path(args.file) if args.file else settings.sites_file
+    table = load_sites(path)
+    roads = {(site.road_segment, site.direction) for site in table.sites.values()}
+    linked = sum(1 for sensor_id in table.sites if table.upstream(sensor_id) is not None)
+    print(f"{path}: {len(table)} detectors on {len(roads)} segment directions, {linked} with an upstream neighbour")
+    return 0
+
+
 def _score_csv(args: argparse.Namespace, settings: Settings) -> int:
     from processors.traffic.anomaly import parse_series_rows, score_series
 
@@ -162,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("--for", dest="duration", type=float, default=None, help="seconds to run")
     cluster.set_defaults(func=_cluster)
     sub.add_parser("topics", help="create any missing citystream topic").set_defaults(func=_topics)
+    sites = sub.add_parser("sites", help="check a traffic site table before workers read it")
+    sites.add_argument("file", nargs="?", help="the CSV to check (default: CITY_SITES_FILE)")
+    sites.set_defaults(func=_sites)
     keys = sub.add_parser("keys", help="create, list and revoke API keys")
     keys_sub = keys.add_subparsers(dest="action", required=True)
     create = keys_sub.add_parser("create", help="create a key and print it (only this once)")

@@ -20,6 +20,7 @@ from processors.drone.separation import SeparationCheck
 from processors.energy.feeder import SupplyTransition, feeder_step
 from processors.energy.processor import EnergyProcessor
 from processors.outcome import UNZONED, BatchOutcome, DeadLetter
+from processors.peers import Peers
 from processors.silence import silent_alert
 from processors.sink import RedisSink, Shared, SharedUpdate
 from processors.timeliness import Timeliness, classify, remember
@@ -49,7 +50,12 @@ class DomainProcessor(Protocol):
 
     domain: Domain
 
-    def process(self, event: Any, zone_id: str, state: dict[str, Any], out: BatchOutcome, detect: bool) -> None:
+    def related_sources(self, event: Any, partition: int) -> tuple[str, ...]:
+        """Return the other sources (or shared entities) whose state the event's rules read from `peers`."""
+
+    def process(
+        self, event: Any, zone_id: str, state: dict[str, Any], out: BatchOutcome, detect: bool, peers: Peers | None
+    ) -> None:
         """Add one event to its window and, if it is in time order (detect), run the domain's detectors."""
 
 
@@ -177,9 +183,11 @@ class BatchRunner:
             airspace = await self.fences.changed()
             if airspace is not None:
                 self.drones.use(airspace)
-        missing = list({ev.source_id for _, ev in events} - cache.states.keys())
-        cache.states.update(await self.sink.load_states(domain.value, missing))
-        self._apply(domain, events, cache, outcome)
+        processor = self.processors[domain]
+        wanted = {ev.source_id for _, ev in events}
+        wanted.update(sid for _, ev in events for sid in processor.related_sources(ev, partition))
+        cache.states.update(await self.sink.load_states(domain.value, list(wanted - cache.states.keys())))
+        self._apply(domain, events, cache, outcome, Peers(cache.states, partition))
         outcome.max_event_ms = cache.max_event_ms
         await self.publish(outcome)
         states = {sid: cache.states[sid] for sid in outcome.dirty_sources}
@@ -367,7 +375,12 @@ class BatchRunner:
         return events
 
     def _apply(
-        self, domain: Domain, events: list[tuple[Record, SensorEvent]], cache: PartitionCache, outcome: BatchOutcome
+        self,
+        domain: Domain,
+        events: list[tuple[Record, SensorEvent]],
+        cache: PartitionCache,
+        outcome: BatchOutcome,
+        peers: Peers,
     ) -> None:
         processor = self.processors[domain]
         window_s = self.settings.worker.window_seconds
@@ -385,7 +398,7 @@ class BatchRunner:
                 (outcome.late if verdict is Timeliness.late else outcome.deadletters).append(refused)
                 continue
             try:
-                processor.process(event, zone_id or UNZONED, state, outcome, verdict is Timeliness.on_time)
+                processor.process(event, zone_id or UNZONED, state, outcome, verdict is Timeliness.on_time, peers)
             except Exception as exc:  # a rule bug on one odd event must not stop the partition
                 log.exception(
                     'processing failed topic="%s" partition=%d offset=%d', record.topic, record.partition, record.offset

@@ -1,4 +1,7 @@
-"""The gateway client: validate sensor events and publish them to Kafka, keyed by sensor id, acks=all."""
+"""The gateway client: validate sensor events and publish them to Kafka, acks=all.
+
+Events are keyed by `partition_key`: the sensor id, except traffic readings, keyed by road segment.
+"""
 
 from __future__ import annotations
 
@@ -70,7 +73,7 @@ class GatewayProducer:
         """Send events to the domain's topic and wait until Kafka acknowledged every one; return the count."""
         topic = self.topics.for_domain(domain)
         try:
-            futures = [self._producer.send(topic, key=e.source_id.encode(), value=encode(e)) for e in events]
+            futures = [self._producer.send(topic, key=e.partition_key.encode(), value=encode(e)) for e in events]
         except KafkaError as exc:
             raise PublishError(f"Kafka refused an event before sending it: {exc}") from exc
         return self._wait(futures, timeout_s)

@@ -78,8 +78,13 @@ class SensorEvent(BaseModel):
 
     @property
     def source_id(self) -> str:
-        """Return the id of the sensor that sent this event (the Kafka key)."""
+        """Return the id of the sensor that sent this event (its per-source state is kept under it)."""
         raise NotImplementedError
+
+    @property
+    def partition_key(self) -> str:
+        """Return the Kafka key: events with one key sit in one partition, applied in log order."""
+        return self.source_id
 
     @cached_property
     def observed_ms(self) -> int:
@@ -102,6 +107,11 @@ class TrafficReading(SensorEvent):
     def source_id(self) -> str:
         """Return the detector id."""
         return self.sensor_id
+
+    @property
+    def partition_key(self) -> str:
+        """Return the road segment: its detectors share a partition, so the incident rule reads neighbours exactly."""
+        return self.road_segment
 
 
 class DroneTelemetry(SensorEvent):

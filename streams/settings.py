@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from streams.exceptions import ConfigError
 
 DEFAULT_ZONES_FILE = Path(__file__).resolve().parent.parent / "geo" / "data" / "binhaiwan_zones.geojson"
+DEFAULT_SITES_FILE = Path(__file__).resolve().parent.parent / "geo" / "data" / "binhaiwan_sites.csv"
 
 
 class KafkaSettings(BaseModel):
@@ -126,6 +127,17 @@ class TrafficRules(BaseModel):
     offline_after_s: float = Field(
         300.0, gt=0, description="a detector silent this long is offline (10 missed readings at PeMS's 30 s)"
     )
+    incident_onset_ratio: float = Field(0.5, gt=0, lt=1, description="collapse: below this x the normal speed")
+    incident_free_ratio: float = Field(
+        0.8, gt=0, le=1, description="free-flowing: at or above this x the normal speed (before, and upstream)"
+    )
+    incident_recover_ratio: float = Field(0.75, gt=0, le=1, description="an incident detector recovers at this x")
+    incident_sudden_readings: int = Field(
+        2, ge=1, le=10, description="sudden: one of the detector's last this many readings was free-flowing"
+    )
+    incident_max_age_s: float = Field(
+        90.0, gt=0, description="the previous and the upstream reading must be at most this old (event time)"
+    )
 
     @model_validator(mode="after")
     def _recover_above_onset(self) -> TrafficRules:
@@ -133,6 +145,8 @@ class TrafficRules(BaseModel):
             raise ValueError("congestion_recover_kmh must be >= congestion_speed_kmh")
         if self.congestion_recover_ratio < self.congestion_onset_ratio:
             raise ValueError("congestion_recover_ratio must be >= congestion_onset_ratio")
+        if not self.incident_onset_ratio <= self.incident_recover_ratio <= self.incident_free_ratio:
+            raise ValueError("incident ratios must be onset <= recover <= free")
         return self
 
 
@@ -275,6 +289,7 @@ class Settings(BaseSettings):
     environment: Literal["development", "test", "production"] = "development"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     zones_file: Path = DEFAULT_ZONES_FILE
+    sites_file: Path = DEFAULT_SITES_FILE
     kafka: KafkaSettings = KafkaSettings()
     redis: RedisSettings = RedisSettings()
     worker: WorkerSettings = WorkerSettings()

@@ -1,4 +1,10 @@
-"""Loop detectors on named road segments: daily rush hours and injected incidents."""
+"""Loop detectors on named road segments: daily rush hours and injected incidents.
+
+Detectors stand in stations along each road, one per lane; station 1 is the first in the direction of travel.
+An injected incident blocks the road at one station past the first: its detectors' speed collapses at once
+while the station upstream still flows freely, which is what the incident rule looks for. Readings are keyed
+by road segment, as every producer keys traffic, so a segment's detectors share one partition.
+"""
 
 from __future__ import annotations
 
@@ -19,11 +25,14 @@ INTERVAL_S = 30
 INTERVAL_MS = INTERVAL_S * 1000
 EFFECTIVE_VEHICLE_LENGTH_M = 6.5  # car length plus loop length: occupancy = flow x length / speed
 INCIDENT_SPEED_KMH = (5.0, 15.0)
+INCIDENT_OCCUPANCY = (0.45, 0.75)  # vehicles standing over the loop behind the blockage
 SPEED_NOISE_KMH = 2.5  # bound of the noise, so rush-hour speeds stay above 45 km/h
-FIRST_INCIDENT_S = (15.0, 45.0)
+FIRST_INCIDENT_S = (75.0, 110.0)  # after every detector sent a free-flowing reading or two
 INCIDENT_MINUTES = (4.0, 8.0)
 INCIDENT_GAP_MINUTES = (8.0, 20.0)
-CONGESTION = "congestion"  # the kind processors.traffic.detectors raises
+INCIDENT = "incident"  # the kind processors.traffic.detectors raises
+STATION_SPACING_M = 500.0  # the site table's nominal distance between stations
+SITE_TABLE_STATIONS = 30  # stations per road the shipped site table lists (a rate of 200 events/s uses 23)
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,7 @@ class Detector:
 
     sensor_id: str
     road: int
+    station: int
     lane: int
     lon: float
     lat: float
@@ -91,14 +101,16 @@ class TrafficGenerator:
         for index, (station, road, lane) in enumerate(slots):
             x, y = lines[road].interpolate((station + 0.5) / stations[road], normalized=True).coords[0]
             lon, lat = projection.to_lonlat(x, y)
-            sensor_id = f"LD-{ROADS[road].name}-{station + 1:02d}-L{lane}"
             phase = layout.randrange(INTERVAL_MS)
+            rng = sub_rng(seed, "traffic", index)
+            position = (round(lon, 6), round(lat, 6))
             self.detectors.append(
-                Detector(sensor_id, road, lane, round(lon, 6), round(lat, 6), phase, sub_rng(seed, "traffic", index))
+                Detector(detector_id(road, station, lane), road, station, lane, *position, phase, rng)
             )
+        self._stations = stations
         self._roads_in_use = sorted(stations)
         self._incident_rng = sub_rng(seed, "traffic", "incidents")
-        self._incidents: dict[int, list[tuple[int, int]]] = {road: [] for road in self._roads_in_use}
+        self._incidents: dict[int, list[tuple[int, int, int]]] = {road: [] for road in self._roads_in_use}
         self._planned_until_ms = 0
 
     def emit(self, begin_ms: int, end_ms: int, out: list[RawEvent]) -> None:
@@ -107,13 +119,14 @@ class TrafficGenerator:
         for det in self.detectors:
             det.next_tick = max(det.next_tick, first_tick(det.phase_ms, INTERVAL_MS, begin_ms))
             while (ms := det.phase_ms + det.next_tick * INTERVAL_MS) < end_ms:
-                out.append((ms, "traffic", det.sensor_id, self._reading(det, ms)))
+                out.append((ms, "traffic", ROADS[det.road].name, self._reading(det, ms)))
                 det.next_tick += 1
 
     def _reading(self, det: Detector, ms: int) -> dict[str, object]:
         road, rng = ROADS[det.road], det.rng
         capacity = road.capacity_vph * INTERVAL_S / 3600
-        if self._in_incident(det.road, ms):
+        blocked = self._in_incident(det, ms)
+        if blocked:
             speed = rng.uniform(*INCIDENT_SPEED_KMH)
             mean_count = capacity * rng.uniform(0.15, 0.35)
         else:
@@ -123,6 +136,8 @@ class TrafficGenerator:
             mean_count = capacity * LANE_FLOW.get(det.lane, 1.0) * FLOW_CURVE(hour)
         count = max(0, round(rng.gauss(mean_count, math.sqrt(mean_count))))
         occupancy = mean_count / INTERVAL_S * EFFECTIVE_VEHICLE_LENGTH_M / (speed / 3.6) * rng.uniform(0.95, 1.05)
+        if blocked:
+            occupancy = rng.uniform(*INCIDENT_OCCUPANCY)
         return {
             "observed_at": self.clock.iso(ms),
             "lat": det.lat,
@@ -136,10 +151,10 @@ class TrafficGenerator:
             "interval_s": INTERVAL_S,
         }
 
-    def _in_incident(self, road: int, ms: int) -> bool:
-        for start, end in reversed(self._incidents[road]):
+    def _in_incident(self, det: Detector, ms: int) -> bool:
+        for start, end, station in reversed(self._incidents[det.road]):
             if start <= ms:
-                return ms < end
+                return ms < end and det.station == station
         return False
 
     def _plan_incidents(self, until_ms: int) -> None:
@@ -150,14 +165,42 @@ class TrafficGenerator:
             else:
                 start = self._planned_until_ms + round(rng.uniform(*INCIDENT_GAP_MINUTES) * 60_000)
             end = start + round(rng.uniform(*INCIDENT_MINUTES) * 60_000)
-            road = rng.choice(self._roads_in_use)
-            self._incidents[road].append((start, end))
-            sensors = [d.sensor_id for d in self.detectors if d.road == road]
-            detail = {"sensor_ids": sensors}
+            # A station with one upstream of it, when any road has two: then the incident rule can tell.
+            roads = [r for r in self._roads_in_use if self._stations[r] > 1] or self._roads_in_use
+            road = rng.choice(roads)
+            station = rng.randrange(1, self._stations[road]) if self._stations[road] > 1 else 0
+            self._incidents[road].append((start, end, station))
+            at = [d for d in self.detectors if d.road == road and d.station == station]
+            detail = {
+                "sensor_ids": [d.sensor_id for d in at],
+                "upstream_ids": [detector_id(road, station - 1, d.lane) for d in at] if station else [],
+            }
+            name = ROADS[road].name
             self.injected.append(
-                Injected(CONGESTION, Domain.traffic, ROADS[road].name, self.clock.at(start), self.clock.at(end), detail)
+                Injected(INCIDENT, Domain.traffic, name, self.clock.at(start), self.clock.at(end), detail)
             )
             self._planned_until_ms = end
+
+
+def detector_id(road: int, station: int, lane: int) -> str:
+    """Return the id of the detector of one lane at one station (0-based) of a road."""
+    return f"LD-{ROADS[road].name}-{station + 1:02d}-L{lane}"
+
+
+def site_table(stations: int = SITE_TABLE_STATIONS) -> str:
+    """Return the CSV site table of the simulator's detectors, `stations` per road (geo/data/binhaiwan_sites.csv)."""
+    lines = [
+        "# Measurement sites of the simulated loop detectors: one row per lane detector, in driving order.",
+        "# position_m is the distance along the segment in the direction of travel (nominal: 500 m a station).",
+        "# Generated by citystream.simulator.traffic.site_table(); tests/unit/test_sites.py checks it is current.",
+        "sensor_id,road_segment,direction,position_m,lane",
+    ]
+    for road, spec in enumerate(ROADS):
+        for station in range(stations):
+            position = station * STATION_SPACING_M
+            for lane in range(1, spec.lanes + 1):
+                lines.append(f"{detector_id(road, station, lane)},{spec.name},forward,{position:.0f},{lane}")
+    return "\n".join(lines) + "\n"
 
 
 def _slots(count: int) -> list[tuple[int, int, int]]:

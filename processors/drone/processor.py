@@ -11,6 +11,7 @@ from processors.drone.airspace import Airspace, load_permits_file, zone_file_col
 from processors.drone.detectors import airspace_detector
 from processors.drone.separation import Position
 from processors.outcome import BatchOutcome
+from processors.peers import Peers
 from processors.silence import SilenceRule, on_reading
 from streams.models import Domain, DroneTelemetry, Severity
 from streams.settings import Settings
@@ -35,7 +36,19 @@ class DroneProcessor:
         """Judge the next fixes against a new airspace (fences changed at run time)."""
         self.airspace = airspace
 
-    def process(self, event: Any, zone_id: str, state: dict[str, Any], out: BatchOutcome, detect: bool = True) -> None:
+    def related_sources(self, event: Any, partition: int) -> tuple[str, ...]:
+        """Return no other sources: every rule here reads only its own source's state."""
+        return ()
+
+    def process(
+        self,
+        event: Any,
+        zone_id: str,
+        state: dict[str, Any],
+        out: BatchOutcome,
+        detect: bool = True,
+        peers: Peers | None = None,
+    ) -> None:
         """Add the fix to its zone and corridor windows and, if it is in time order, run the detectors."""
         fix: DroneTelemetry = event
         airborne = is_airborne(fix)

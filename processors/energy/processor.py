@@ -15,6 +15,7 @@ from processors.energy.detectors import (
 )
 from processors.energy.feeder import supply_transition
 from processors.outcome import BatchOutcome
+from processors.peers import Peers
 from processors.silence import SilenceRule, on_reading
 from streams.models import Domain, EnergyReading, Severity
 from streams.settings import Settings
@@ -31,7 +32,19 @@ class EnergyProcessor:
             "meter_offline", Domain.energy, Severity.medium, int(self.rules.offline_after_s * 1000), "meter"
         )
 
-    def process(self, event: Any, zone_id: str, state: dict[str, Any], out: BatchOutcome, detect: bool = True) -> None:
+    def related_sources(self, event: Any, partition: int) -> tuple[str, ...]:
+        """Return no other sources: every rule here reads only its own source's state."""
+        return ()
+
+    def process(
+        self,
+        event: Any,
+        zone_id: str,
+        state: dict[str, Any],
+        out: BatchOutcome,
+        detect: bool = True,
+        peers: Peers | None = None,
+    ) -> None:
         """Add the reading to its zone window and run the detectors if it is in time order."""
         reading: EnergyReading = event
         groups = (f"meter:{reading.meter_id}", f"feeder:{reading.feeder_id}")

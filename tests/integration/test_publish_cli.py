@@ -19,7 +19,7 @@ from tests.support.worker import child_env
 pytestmark = pytest.mark.integration
 
 
-def test_publish_file_sends_valid_lines_keyed_by_sensor_and_names_bad_lines(
+def test_publish_file_sends_valid_lines_keyed_by_road_segment_and_names_bad_lines(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     namespace = f"pub-{uuid.uuid4().hex[:8]}"
@@ -36,7 +36,7 @@ def test_publish_file_sends_valid_lines_keyed_by_sensor_and_names_bad_lines(
         "avg_speed_kmh": 42.5,
         "occupancy": 0.1,
     }
-    lines = [orjson.dumps({**good, "sensor_id": f"LD-{i}"}) for i in range(5)]
+    lines = [orjson.dumps({**good, "sensor_id": f"LD-{i}", "road_segment": f"G107-{i % 2}"}) for i in range(5)]
     lines.insert(2, b'{"sensor_id": "LD-x", ')
     lines.insert(4, orjson.dumps({**good, "sensor_id": "LD-y", "avg_speed_kmh": -3}))
     path = tmp_path / "readings.jsonl"
@@ -59,5 +59,7 @@ def test_publish_file_sends_valid_lines_keyed_by_sensor_and_names_bad_lines(
     consumer.seek_to_beginning(*parts)
     records = list(consumer)
     consumer.close()
-    assert sorted(r.key for r in records) == [f"LD-{i}".encode() for i in range(5)]
-    assert all(orjson.loads(r.value)["sensor_id"] == r.key.decode() for r in records)
+    # Traffic is keyed by road segment, so a segment's detectors share a partition (the incident rule needs it).
+    assert sorted(orjson.loads(r.value)["sensor_id"] for r in records) == [f"LD-{i}" for i in range(5)]
+    assert all(orjson.loads(r.value)["road_segment"] == r.key.decode() for r in records)
+    assert len({(r.key, r.partition) for r in records}) == len({r.key for r in records}) == 2

@@ -23,6 +23,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         security["CITY_KAFKA__SASL_PASSWORD"] = settings.kafka.sasl_password.get_secret_value()
     return security | {
         "CITY_ENVIRONMENT": settings.environment,
+        "CITY_SITES_FILE": str(settings.sites_file),
         "CITY_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
         "CITY_KAFKA__TOPIC_NAMESPACE": settings.kafka.topic_namespace,
         "CITY_KAFKA__PARTITIONS": str(settings.kafka.partitions),

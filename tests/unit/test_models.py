@@ -46,18 +46,21 @@ PAYLOADS = {Domain.traffic: traffic_payload, Domain.drone: drone_payload, Domain
 
 
 @pytest.mark.parametrize(
-    ("domain", "model", "source_id"),
+    ("domain", "model", "source_id", "partition_key"),
     [
-        (Domain.traffic, TrafficReading, "TLD-0001"),
-        (Domain.drone, DroneTelemetry, "CN-UAS-0001"),
-        (Domain.energy, EnergyReading, "MTR-00001"),
+        (Domain.traffic, TrafficReading, "TLD-0001", "seg-1"),  # a segment's detectors share a partition
+        (Domain.drone, DroneTelemetry, "CN-UAS-0001", "CN-UAS-0001"),
+        (Domain.energy, EnergyReading, "MTR-00001", "MTR-00001"),
     ],
 )
-def test_valid_event_of_each_domain(domain: Domain, model: type[SensorEvent], source_id: str) -> None:
+def test_valid_event_of_each_domain(
+    domain: Domain, model: type[SensorEvent], source_id: str, partition_key: str
+) -> None:
     payload = PAYLOADS[domain]()
     event = MODEL_BY_DOMAIN[domain].model_validate(payload)
     assert type(event) is model
     assert event.source_id == source_id
+    assert event.partition_key == partition_key
     assert event.observed_at == NOW
     assert (event.lon, event.lat) == (payload["lon"], payload["lat"])
     assert event.observed_ms == int(NOW.timestamp()) * 1000
