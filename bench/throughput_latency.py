@@ -1,6 +1,7 @@
 """End-to-end alert latency of one citystream worker under an open-loop producer, for bench/throughput.py.
 
-On fresh topics, one worker is started and fed a warm-up until it has applied it (joined and caught up).
+On fresh topics, one worker is started and fed a warm-up (30 s of the fleet's events, in which every simulated
+source reports, but at most 60,000) until it has applied it: joined, caught up and, below the cap, holding every source.
 Then this process sends pre-generated simulator events on a fixed schedule (`rate` a second, open loop:
 an event is sent when its time comes, however far the worker is behind; how late the sends themselves
 were is measured too) and, every 100 ms, one marker: a Remote ID fix of a drone never seen before with
@@ -31,7 +32,8 @@ from streams.models import Domain, alert_id
 from streams.settings import DEFAULT_ZONES_FILE, KafkaSettings
 
 MARKER_EVERY_S = 0.1
-WARMUP_EVENTS = 2000
+WARMUP_S = 30.0  # every simulated source reports within 30 s: after it the worker holds the whole fleet
+WARMUP_MAX = 60_000
 DRAIN_S = 10.0  # after the last send, how long markers may still arrive
 Event = tuple[Domain, str, bytes, int]  # domain, key, JSON value, observed ms
 
@@ -128,15 +130,16 @@ def alert_times(workers: Workers) -> dict[str, int]:
 
 def measure_latency(kafka: KafkaSettings, redis_url: str, rate: float, seconds: float, tmp: Path) -> Latency:
     """Run one worker on fresh (existing, empty) topics under an open-loop producer at `rate` events/s for `seconds`."""
-    events, template = pregenerate(rate, WARMUP_EVENTS + int(rate * seconds))
+    warmup = min(WARMUP_MAX, int(rate * WARMUP_S))
+    events, template = pregenerate(rate, warmup + int(rate * seconds))
     producer = GatewayProducer(kafka, linger_ms=5)
     try:
         with Workers(1, kafka.bootstrap_servers, kafka.topic_namespace, redis_url, tmp) as workers:
-            for domain, key, value, _ in events[:WARMUP_EVENTS]:
+            for domain, key, value, _ in events[:warmup]:
                 producer.send(domain, key, value)
             producer.flush(60)
-            wait_applied(workers, WARMUP_EVENTS, "latency warm-up", timeout_s=300)
-            markers, sent_s, late = open_loop(producer, events[WARMUP_EVENTS:], rate, template)
+            wait_applied(workers, warmup, "latency warm-up", timeout_s=900)
+            markers, sent_s, late = open_loop(producer, events[warmup:], rate, template)
             total = len(events) + len(markers)
             lag_at_end = total - workers.handled()
             producer.flush(60)
@@ -153,7 +156,7 @@ def measure_latency(kafka: KafkaSettings, redis_url: str, rate: float, seconds: 
     late.sort()
     return Latency(
         rate=rate,
-        achieved=(len(events) - WARMUP_EVENTS + len(markers)) / sent_s,
+        achieved=(len(events) - warmup + len(markers)) / sent_s,
         send_late_p99_ms=late[int(len(late) * 0.99)] * 1000 if late else 0.0,
         markers_sent=len(markers),
         latencies_ms=latencies,

@@ -63,7 +63,7 @@ def print_rss(rss: PeakRss, events: int, distinct: Counter[Domain]) -> None:
     print(
         f"\npeak RSS of one worker (children included, sampled every 0.2 s, {rss.samples:,} samples over "
         f"{rss.seconds:.0f} s) applying {events:,} events from {sum(distinct.values()):,} distinct sources "
-        f"({parts}): {rss.peak_bytes / mb:,.0f} MB ({rss.start_bytes / mb:,.0f} MB at start); "
+        f"({parts}): {rss.peak_bytes / mb:,.0f} MB (first sample, 0.2 s after start: {rss.start_bytes / mb:,.0f} MB); "
         f"sources with state in Redis after it: {sum(rss.held.values()):,} ({held})"
     )
 
