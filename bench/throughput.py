@@ -1,14 +1,20 @@
-"""Throughput of consumers side by side on the same Apache Kafka and the same pre-loaded input.
+"""Throughput of consumers side by side on the same Apache Kafka and the same pre-loaded input (issue #9).
 
-    python bench/throughput.py [--events 200000]
+    python bench/throughput.py [--events 1000000] [--cases a,b,c,d,e,latency,rss] [--latency-rate 20000]
 
 Pre-loads N mixed traffic/drone/energy events from the city simulator into 8-partition topics of a
 local Apache Kafka 4.1, then measures, one after the other on that same input, each consumer as its own
 process: (a) a raw aiokafka `getmany` loop with orjson decoding and nothing else (the ceiling for Python
-here), (c) a plain Faust agent (`async for` over the three topics), (d) one citystream worker doing the
-whole job (decode and validate, zone lookup, all detectors, all windowed aggregates, results committed
-to Redis), and (e) two citystream workers in one group. Rates count from the first event consumed to the
-last, so start-up and group joins are excluded. It prints a table with each process's CPU seconds.
+here), (b) a Quix Streams application doing a stateless pass-through (in its own venv: see quix_python),
+(c) a plain Faust agent (`async for` over the three topics), (d) one citystream worker doing the whole job
+(decode and validate, zone lookup, all detectors, all windowed aggregates, results committed to Redis),
+and (e) two citystream workers in one group. Rates count from the first event consumed to the last, so
+start-up and group joins are excluded. It prints a table with each process's CPU seconds.
+
+Then, on fresh topics: `latency`, the end-to-end alert latency (event produced -> alert in Redis) of one
+worker while an open-loop producer holds --latency-rate events/s (bench/throughput_latency.py; if the
+worker falls behind, a second run at half of (d)'s rate); and `rss`, the peak RSS of one worker applying
+an input from --sensors distinct sources in the simulator's fleet mix.
 A benchmark, not a test: compare the ratios of one run; the machine is shared with the broker and Redis.
 """
 
@@ -23,21 +29,27 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import orjson
 import psutil
-import redis
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.redis_memory import fleet_for  # noqa: E402
+from bench.throughput_latency import Latency, measure_latency  # noqa: E402
+from bench.throughput_report import print_latency, print_rss, print_targets, print_throughput  # noqa: E402
+from bench.throughput_workers import PeakRss, measure_rss, measure_workers  # noqa: E402
 from citystream.servers import KafkaServer, RedisServer  # noqa: E402
-from citystream.simulator import CitySimulator, size_for_rate  # noqa: E402
+from citystream.simulator import CitySimulator, SimSize, size_for_rate  # noqa: E402
 from geo.zones import ZoneIndex  # noqa: E402
 from streams.gateway import GatewayProducer  # noqa: E402
-from streams.keys import Keys  # noqa: E402
 from streams.models import Domain  # noqa: E402
 from streams.settings import DEFAULT_ZONES_FILE, KafkaSettings  # noqa: E402
 from streams.topics import Topics, ensure_topics  # noqa: E402
@@ -145,26 +157,54 @@ def run_case(case: str, bootstrap: str, namespace: str, events: int) -> None:
 
 # --- the driver ---
 
+QUIX_VERSION = "3.28.1"
+CASES = ("a", "b", "c", "d", "e", "latency", "rss")
+LABELS = {
+    "a": "(a) aiokafka getmany + orjson, nothing else",
+    "b": "(b) Quix Streams app, stateless pass-through",
+    "c": "(c) faust-streaming agent, plain async for",
+    "d": "(d) citystream worker, the whole job",
+    "e": "(e) two citystream workers, one group",
+}
+
+
+def quix_python() -> Path:
+    """Return the python of a venv holding quixstreams, creating it under the user's cache dir the first time.
+
+    quixstreams 3.x pins pydantic < 2.14 and pydantic-settings < 2.16, below what citystream installs, so it
+    gets its own venv rather than a place in the project's (case (b) imports nothing of citystream).
+    """
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    venv = cache / "citystream" / f"bench-quix-{QUIX_VERSION}"
+    python = venv / "bin" / "python"
+    ready = (
+        python.exists() and subprocess.run([python, "-c", "import quixstreams"], capture_output=True).returncode == 0
+    )
+    if not ready:
+        print(f"installing quixstreams=={QUIX_VERSION} into {venv} ...", file=sys.stderr, flush=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", venv], check=True)
+        subprocess.run([python, "-m", "pip", "install", "-q", f"quixstreams=={QUIX_VERSION}"], check=True)
+    return python
+
+
+def case_command(case: str, bootstrap: str, namespace: str, events: int) -> list[str | Path]:
+    """Return the argv that runs one consumer case in its own process."""
+    if case == "b":
+        topics = Topics(namespace)
+        script = Path(__file__).with_name("quix_passthrough.py")
+        names = [topics.for_domain(d) for d in Domain]
+        return [quix_python(), script, "--bootstrap", bootstrap, "--events", str(events), *names]
+    name = {"a": "raw", "c": "faust"}[case]
+    return [
+        sys.executable, __file__, "--case", name, "--bootstrap", bootstrap, "--namespace", namespace,
+        "--events", str(events),
+    ]  # fmt: skip
+
 
 def measure_subprocess(case: str, bootstrap: str, namespace: str, events: int) -> tuple[float, float]:
     """Run a consumer case in a child process; return (events/s, CPU seconds)."""
     out = subprocess.run(
-        [
-            sys.executable,
-            __file__,
-            "--case",
-            case,
-            "--bootstrap",
-            bootstrap,
-            "--namespace",
-            namespace,
-            "--events",
-            str(events),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=True,
+        case_command(case, bootstrap, namespace, events), capture_output=True, text=True, timeout=1800, check=True
     )
     lines = re.findall(r'\{"seconds".*?\}', out.stdout)
     if not lines:
@@ -173,111 +213,167 @@ def measure_subprocess(case: str, bootstrap: str, namespace: str, events: int) -
     return events / result["seconds"], result["cpu"]
 
 
-def measure_workers(
-    n: int, bootstrap: str, namespace: str, redis_url: str, events: int, tmp: Path
-) -> tuple[float, list[float]]:
-    """Run n citystream workers until every event is applied in Redis; return (events/s, CPU s per worker)."""
-    tag = uuid.uuid4().hex[:6]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CITY_")} | {
-        "CITY_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
-        "CITY_KAFKA__TOPIC_NAMESPACE": namespace,
-        "CITY_KAFKA__SESSION_TIMEOUT_S": "6",
-        "CITY_KAFKA__HEARTBEAT_INTERVAL_S": "1",
-        "CITY_REDIS__URL": redis_url,
-        "CITY_REDIS__KEY_PREFIX": f"bench-{tag}",
-        "CITY_WORKER__GROUP_ID": f"bench-{tag}",
-        "CITY_LOG_LEVEL": "WARNING",
-        "CITY_WORKER__WINDOW_GRACE_S": "3600",
-    }
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "citystream", "worker"],
-            env=env,
-            cwd=REPO,
-            stdout=(tmp / f"worker-{n}-{i}.log").open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-        for i in range(n)
-    ]
-    client = redis.Redis.from_url(redis_url)
-    stats_key = Keys(f"bench-{tag}").stats
+def preload_fleet(kafka: KafkaSettings, sensors: int) -> tuple[int, Counter[Domain]]:
+    """Publish two readings (one for a detector) of each of `sensors` sources in the default fleet mix.
 
-    def handled() -> int:
-        stats = client.hgetall(stats_key)
-        return sum(int(v) for k, v in stats.items() if k.split(b":")[0] in (b"events", b"deadletter", b"late"))
+    Return the event count and the distinct sources per domain. Not every simulated drone flies in the
+    30 s used, so the simulator gets 40 % more drones and only the first of them seen are kept.
+    """
+    fleet = fleet_for(sensors)
+    zones = ZoneIndex.from_file(DEFAULT_ZONES_FILE)
+    start = datetime.now(UTC) - timedelta(hours=1)
+    size = SimSize(fleet[Domain.traffic], round(fleet[Domain.drone] * 1.4), fleet[Domain.energy])
+    sim = CitySimulator(zones, 7, start, size)
+    producer = GatewayProducer(kafka, linger_ms=50)
+    per_source: Counter[str] = Counter()
+    sources: dict[Domain, set[str]] = {d: set() for d in Domain}
+    sent, step = 0, timedelta(seconds=5)
+    for cursor in (start + step * i for i in range(6)):
+        for raw_domain, key, value in sim.events_between(cursor, cursor + step):
+            domain = Domain(raw_domain)
+            held = sources[domain]
+            if per_source[key] >= 2 or (key not in held and len(held) >= fleet[domain]):
+                continue
+            held.add(key)
+            per_source[key] += 1
+            producer.send(domain, key, orjson.dumps(value))
+            sent += 1
+        print(f"\r  rss input: {sent:,} events, {len(per_source):,} sources", end="", file=sys.stderr, flush=True)
+    producer.flush(120)
+    producer.close()
+    print(file=sys.stderr)
+    return sent, Counter({d: len(s) for d, s in sources.items()})
 
-    first = last = 0.0
+
+def cpu_of(pid: int | None) -> float:
+    """Return a process's (and its children's) user + system CPU seconds so far, 0 if it is gone."""
     try:
-        deadline = time.monotonic() + 1800
-        while time.monotonic() < deadline:
-            done = handled()
-            if done and not first:
-                first = time.monotonic()
-            if done >= events:
-                last = time.monotonic()
-                break
-            if any(p.poll() is not None for p in procs):
-                raise RuntimeError(f"a worker exited; see {tmp}")
-            time.sleep(0.05)
-        cpu = [sum(psutil.Process(p.pid).cpu_times()[:2]) for p in procs]
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(30)
-        client.close()
-    if not last:
-        raise RuntimeError("the workers did not finish in 30 minutes")
-    return events / (last - first), cpu
+        proc = psutil.Process(pid)
+        return sum(sum(p.cpu_times()[:2]) for p in [proc, *proc.children(recursive=True)])
+    except (psutil.NoSuchProcess, ValueError):
+        return 0.0
+
+
+class Servers:
+    """The bench's Kafka and Redis, and the CPU seconds they spent during each measured case."""
+
+    def __init__(self, kafka: KafkaServer, redis_server: RedisServer) -> None:
+        self.kafka, self.redis = kafka, redis_server
+        self.spent: list[str] = []
+
+    def timed(self, label: str, run: Callable[[], Any]) -> Any:
+        """Run one case; note its wall seconds and the servers' CPU seconds during it."""
+        print(f"measuring {label} ...", file=sys.stderr, flush=True)
+        before = (time.monotonic(), cpu_of(self.kafka.pid), cpu_of(self.redis.pid))
+        result = run()
+        wall, kafka_cpu, redis_cpu = (time.monotonic(), cpu_of(self.kafka.pid), cpu_of(self.redis.pid))
+        self.spent.append(
+            f"{label.split()[0]} {wall - before[0]:.0f} s wall, Kafka {kafka_cpu - before[1]:.1f}, "
+            f"Redis {redis_cpu - before[2]:.1f}"
+        )
+        return result
+
+
+def fresh_topics(server: KafkaServer) -> KafkaSettings:
+    """Create a new namespace of 8-partition topics and return its settings."""
+    kafka = KafkaSettings(
+        bootstrap_servers=server.bootstrap_servers,
+        topic_namespace=f"bench-{uuid.uuid4().hex[:6]}",
+        partitions=PARTITIONS,
+    )
+    ensure_topics(kafka)
+    return kafka
+
+
+def run_throughput(servers: Servers, cases: list[str], events: int, tmp: Path) -> list[tuple[str, float, str]]:
+    """Pre-load the input and measure the chosen consumers (a)-(e) on it; return table rows."""
+    kafka = fresh_topics(servers.kafka)
+    events = preload(kafka, events)
+    bootstrap, namespace = kafka.bootstrap_servers, kafka.topic_namespace
+    rows = []
+    for case in cases:
+        label = LABELS[case]
+        if case in ("a", "b", "c"):
+            rate, cpu = servers.timed(label, partial(measure_subprocess, case, bootstrap, namespace, events))
+            rows.append((label, rate, f"{cpu:.1f}"))
+        else:
+            workers = 1 if case == "d" else 2
+            measure = partial(measure_workers, workers, bootstrap, namespace, servers.redis.url, events, tmp)
+            rate, cpus = servers.timed(label, measure)
+            rows.append((label, rate, " + ".join(f"{c:.1f}" for c in cpus)))
+    return rows
+
+
+def run_latency(servers: Servers, rate: float, fallback: float, seconds: float, tmp: Path) -> list[Latency]:
+    """Measure alert latency at `rate`, and also at `fallback` if the worker fell behind at `rate`."""
+    runs: list[Latency] = []
+    for r in (rate, fallback):
+        label = f"latency at {r:,.0f} events/s"
+        kafka = fresh_topics(servers.kafka)
+        runs.append(servers.timed(label, partial(measure_latency, kafka, servers.redis.url, r, seconds, tmp)))
+        if not runs[-1].behind or r == fallback or fallback <= 0:
+            break
+    return runs
+
+
+def run_rss(servers: Servers, sensors: int, tmp: Path) -> tuple[PeakRss, int, Counter[Domain]]:
+    """Pre-load an input from `sensors` distinct sources and measure one worker's peak RSS applying it."""
+    kafka = fresh_topics(servers.kafka)
+    events, distinct = preload_fleet(kafka, sensors)
+    measure = partial(measure_rss, kafka.bootstrap_servers, kafka.topic_namespace, servers.redis.url, events, tmp)
+    rss = servers.timed("rss worker", measure)
+    return rss, events, distinct
 
 
 def main() -> None:
-    """Run the benchmark and print its table."""
+    """Run the benchmark and print its tables."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--case", choices=["raw", "faust"])
-    parser.add_argument("--bootstrap")
-    parser.add_argument("--namespace")
+    parser.add_argument("--events", type=int, default=1_000_000, help="pre-loaded events for (a)-(e)")
+    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {','.join(CASES)}")
+    parser.add_argument("--latency-rate", type=float, default=20_000, help="the open-loop producer's events/s")
+    parser.add_argument("--latency-seconds", type=float, default=30, help="how long the producer holds its rate")
+    parser.add_argument(
+        "--fallback-rate", type=float, default=0, help="rate of the second latency run (default: half of (d))"
+    )
+    parser.add_argument("--sensors", type=int, default=100_000, help="distinct sources in the rss input")
+    parser.add_argument("--case", choices=["raw", "faust"], help=argparse.SUPPRESS)
+    parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
+    parser.add_argument("--namespace", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
         run_case(args.case, args.bootstrap, args.namespace, args.events)
         return
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = set(cases) - set(CASES)
+    if unknown:
+        parser.error(f"unknown cases {sorted(unknown)}: choose from {','.join(CASES)}")
+    if "b" in cases:
+        quix_python()  # install before any timing
 
     tmp = Path(tempfile.mkdtemp(prefix="citystream-bench-"))
+    rows: list[tuple[str, float, str]] = []
+    runs: list[Latency] = []
+    rss = None
     with KafkaServer(workdir=tmp / "kafka") as kafka_server, RedisServer(workdir=tmp / "redis") as redis_server:
-        kafka_server.start()
-        redis_server.start()
-        namespace = f"bench-{uuid.uuid4().hex[:6]}"
-        kafka = KafkaSettings(
-            bootstrap_servers=kafka_server.bootstrap_servers, topic_namespace=namespace, partitions=PARTITIONS
-        )
-        ensure_topics(kafka)
-        events = preload(kafka, args.events)
-        rows = []
-        for label, case in (
-            ("(a) aiokafka getmany + orjson, nothing else", "raw"),
-            ("(c) faust-streaming agent, plain async for", "faust"),
-        ):
-            print(f"measuring {label} ...", file=sys.stderr, flush=True)
-            rate, cpu = measure_subprocess(case, kafka.bootstrap_servers, namespace, events)
-            rows.append((label, rate, f"{cpu:.1f}"))
-        for n, label in ((1, "(d) citystream worker, the whole job"), (2, "(e) two citystream workers, one group")):
-            print(f"measuring {label} ...", file=sys.stderr, flush=True)
-            rate, cpus = measure_workers(n, kafka.bootstrap_servers, namespace, redis_server.url, events, tmp)
-            rows.append((label, rate, " + ".join(f"{c:.1f}" for c in cpus)))
-    rates = {label[:3]: rate for label, rate, _ in rows}
-    print(
-        f"\n{events:,} events, 8 partitions per topic, Apache Kafka 4.1 and Redis on this machine "
-        f"({os.cpu_count()} cores), {datetime.now(UTC):%Y-%m-%d}\n"
-    )
-    print("| consumer | events/s | CPU s |")
-    print("|---|---:|---:|")
-    for label, rate, cpu in rows:
-        print(f"| {label} | {rate:,.0f} | {cpu} |")
-    print(
-        f"\nd/a = {rates['(d)'] / rates['(a)']:.3f}   d/c = {rates['(d)'] / rates['(c)']:.2f}   "
-        f"e/d = {rates['(e)'] / rates['(d)']:.2f}"
-    )
+        servers = Servers(kafka_server, redis_server)
+        consumers = [c for c in CASES[:5] if c in cases]
+        if consumers:
+            rows = run_throughput(servers, consumers, args.events, tmp)
+        if "latency" in cases:
+            d_rate = next((rate for label, rate, _ in rows if label.startswith("(d)")), 0.0)
+            fallback = args.fallback_rate or d_rate / 2
+            runs = run_latency(servers, args.latency_rate, fallback, args.latency_seconds, tmp)
+        if "rss" in cases:
+            rss, rss_events, distinct = run_rss(servers, args.sensors, tmp)
+    rates: dict[str, float] = {}
+    if rows:
+        rates = print_throughput(args.events, rows)
+    if runs:
+        print_latency(runs)
+    if rss is not None:
+        print_rss(rss, rss_events, distinct)
+    print("\nwall time and the servers' CPU s during each case: " + "; ".join(servers.spent))
+    print_targets(rates, runs, rss, args.latency_rate)
 
 
 if __name__ == "__main__":
