@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -206,7 +207,21 @@ class BatchRunner:
         cache.base_offset = todo[-1].offset
         if outcome.max_event_ms >= 0:
             cache.commit_wall_ms = int(time.time() * 1000)
+        self._trim(cache, outcome.dirty_sources)
         return True
+
+    def _trim(self, cache: PartitionCache, dirty: set[str]) -> None:
+        """Keep at most `state_cache_per_partition` sources' state, dropping those loaded longest ago.
+
+        Only after a commit: Redis then holds every cached state as it is, so a dropped source is read back
+        unchanged when its next reading comes, and memory stays bounded however many sensors a city has.
+        """
+        excess = len(cache.states) - self.settings.worker.state_cache_per_partition
+        if excess > 0:
+            for sid in dirty:  # just used: keep, as the most recent
+                cache.states[sid] = cache.states.pop(sid)
+            for sid in list(itertools.islice(cache.states, excess)):
+                del cache.states[sid]
 
     def _separation(self, outcome: BatchOutcome) -> Shared | None:
         """Return the check of this batch's drone fixes against other drones' (None: no drone fixes)."""

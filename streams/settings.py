@@ -105,6 +105,9 @@ class WorkerSettings(BaseModel):
         return tuple(sorted(set(self.source_windows_s.get(domain, []))))
 
     redis_retry_max_s: float = Field(10.0, gt=0)
+    state_cache_per_partition: int = Field(
+        2500, ge=1, description="sources' state a worker keeps in memory per partition; the rest is read from Redis"
+    )
 
 
 class TrafficRules(BaseModel):
