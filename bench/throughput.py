@@ -232,10 +232,11 @@ def preload_fleet(kafka: KafkaSettings, sensors: int) -> tuple[int, Counter[Doma
         for raw_domain, key, value in sim.events_between(cursor, cursor + step):
             domain = Domain(raw_domain)
             held = sources[domain]
-            if per_source[key] >= 2 or (key not in held and len(held) >= fleet[domain]):
+            source = str(value.get("sensor_id") or value.get("drone_id") or value.get("meter_id") or key)
+            if per_source[source] >= 2 or (source not in held and len(held) >= fleet[domain]):
                 continue
-            held.add(key)
-            per_source[key] += 1
+            held.add(source)  # the Kafka key is the road segment for traffic: count detectors
+            per_source[source] += 1
             producer.send(domain, key, orjson.dumps(value))
             sent += 1
         print(f"\r  rss input: {sent:,} events, {len(per_source):,} sources", end="", file=sys.stderr, flush=True)
