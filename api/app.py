@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from api.auth import KeyCache
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.metrics import LatencyHistogram, RequestTimer
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.keys = keys
         app.state.latency = latency
         app.state.alert_counts = AlertCountCache()
+        app.state.key_cache = KeyCache(options.key_cache_s)
         app.state.zones = ZoneIndex.from_file(settings.zones_file)
         app.state.window_stores = {
             size: WindowStore(redis, keys, size, Topics(settings.kafka.topic_namespace))

@@ -312,6 +312,17 @@ def load(port: int, key: str, paths: dict[str, str], rate: float, seconds: float
 # ---------------------------------------------------------------- the run
 
 
+def endpoint_paths(now_ms: int) -> dict[str, str]:
+    """Return the measured endpoints by name: the operators' page, the planners' hour, the FastAPI floor."""
+    hour_ago = datetime.fromtimestamp(now_ms / 1000, UTC) - timedelta(hours=1)
+    span = f"from={hour_ago:%Y-%m-%dT%H:%M:%SZ}&to={datetime.fromtimestamp(now_ms / 1000, UTC):%Y-%m-%dT%H:%M:%SZ}"
+    return {
+        "GET /alerts (domain, severity, limit 50)": "/alerts?domain=energy&severity=high&limit=50",
+        "GET /aggregates (zone, 1 h, 60 s windows)": f"/aggregates?zone=changan&window=60&{span}",
+        "GET /bench/trivial (FastAPI floor)": "/bench/trivial",
+    }
+
+
 def main() -> None:
     """Fill Redis, start the API, drive it from a load process and print the table."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -358,16 +369,7 @@ def main() -> None:
         api = subprocess.Popen([sys.executable, __file__, "--serve", server.url, str(port)], env=env, cwd=ROOT)
         try:
             wait_for(port)
-            hour_ago = datetime.fromtimestamp(now_ms / 1000, UTC) - timedelta(hours=1)
-            span = (
-                f"from={hour_ago:%Y-%m-%dT%H:%M:%SZ}&to={datetime.fromtimestamp(now_ms / 1000, UTC):%Y-%m-%dT%H:%M:%SZ}"
-            )
-            paths = {
-                "GET /alerts (domain, severity, limit 50)": "/alerts?domain=energy&severity=high&limit=50",
-                "GET /aggregates (zone, 1 h, 60 s windows)": f"/aggregates?zone=changan&window=60&{span}",
-                "GET /bench/trivial (FastAPI floor)": "/bench/trivial",
-            }
-            spec = json.dumps({"port": port, "key": key, "paths": paths})
+            spec = json.dumps({"port": port, "key": key, "paths": endpoint_paths(now_ms)})
             loader = subprocess.run(
                 [
                     sys.executable,
