@@ -13,6 +13,24 @@ from streams.keys import Keys
 from streams.models import Aggregate, Domain
 from streams.topics import Topics
 
+# KEYS: window hashes (each followed by its members set when ARGV[1] is '1').
+# Returns, per window, its HGETALL reply and its members' SCARD (0 without members): one round trip for many windows.
+WINDOW_SUMS = """
+local out = {}
+local members = ARGV[1] == '1'
+local step = 1
+if members then step = 2 end
+for i = 1, #KEYS, step do
+  local sums = redis.call('HGETALL', KEYS[i])
+  local distinct = 0
+  if members and #sums > 0 then distinct = redis.call('SCARD', KEYS[i + 1]) end
+  out[#out + 1] = sums
+  out[#out + 1] = distinct
+end
+return out
+"""
+SUMS_CHUNK = 1000  # windows one script call reads, so no call holds Redis long
+
 
 class WindowStore:
     """Reader of the per-zone window sums the workers commit."""
@@ -23,6 +41,7 @@ class WindowStore:
         self.topics = topics
         self.keys = keys
         self.window_s = window_s
+        self._sums_script = redis.register_script(WINDOW_SUMS)
 
     async def window_refs(
         self,
@@ -61,21 +80,21 @@ class WindowStore:
         if not refs:
             return []
         members = domain in HAS_MEMBERS
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for zone_id, start_ms in refs:
-                pipe.hgetall(self.keys.window(domain.value, self.window_s, zone_id, start_ms))
-                if members:
-                    pipe.scard(self.keys.window_members(domain.value, self.window_s, zone_id, start_ms))
-            replies = await pipe.execute()
-        step = 2 if members else 1
         out = []
-        for i, (zone_id, start_ms) in enumerate(refs):
-            raw = replies[i * step]
-            if not raw:
-                continue
-            sums = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
-            distinct = int(replies[i * step + 1]) if members else 0
-            out.append(WindowSums(domain, self.window_s, zone_id, start_ms, sums, distinct))
+        for chunk in range(0, len(refs), SUMS_CHUNK):
+            part = refs[chunk : chunk + SUMS_CHUNK]
+            window_keys: list[str] = []
+            for zone_id, start_ms in part:
+                window_keys.append(self.keys.window(domain.value, self.window_s, zone_id, start_ms))
+                if members:
+                    window_keys.append(self.keys.window_members(domain.value, self.window_s, zone_id, start_ms))
+            replies = await self._sums_script(keys=window_keys, args=["1" if members else "0"])
+            for i, (zone_id, start_ms) in enumerate(part):
+                raw = replies[2 * i]
+                if not raw:
+                    continue
+                sums = {_text(raw[j]): int(raw[j + 1]) for j in range(0, len(raw), 2)}
+                out.append(WindowSums(domain, self.window_s, zone_id, start_ms, sums, int(replies[2 * i + 1])))
         return out
 
     async def aggregates(self, domain: Domain, refs: Iterable[tuple[str, int]]) -> list[Aggregate]:
@@ -136,3 +155,7 @@ class WindowStore:
 def parse_time(value: datetime | None) -> float | None:
     """Return epoch ms of an optional datetime."""
     return None if value is None else value.timestamp() * 1000
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
