@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import RedisError
 
 from api.auth import KeyCache
 from api.errors import install_error_handlers
@@ -15,6 +17,7 @@ from api.metrics import LatencyHistogram, RequestTimer
 from api.openapi import install_openapi
 from api.options import api_options
 from api.routes import aggregates, alerts, dashboard, drones, health, ingest, metrics, snoozes, stats, zones
+from api.services.alert_reindex import ensure_indexed
 from api.services.ingest import Ingestor
 from api.services.metrics import AlertCountCache
 from geo.zones import ZoneIndex
@@ -23,7 +26,16 @@ from streams.keys import Keys
 from streams.settings import Settings
 from streams.topics import Topics
 
+log = logging.getLogger(__name__)
 REDIS_POOL_SIZE = 64  # connections one API process holds to Redis at most
+
+
+async def _index_alerts(redis: Redis, keys: Keys) -> None:
+    """Index alerts older versions wrote; with Redis down, the first request that can reach it does."""
+    try:
+        await ensure_indexed(redis, keys)
+    except RedisError as exc:
+        log.warning('alert indexes not checked at start error="%s"; the first alert request will', exc)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -73,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             redis, keys, settings.worker.window_seconds, Topics(settings.kafka.topic_namespace)
         )
         app.state.ingestor = Ingestor(settings)
+        await _index_alerts(redis, keys)
         try:
             yield
         finally:

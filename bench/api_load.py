@@ -54,11 +54,13 @@ SEVERITIES = ["critical", "high", "medium", "low", "informational"]
 
 
 def fill_alerts(client: redis.Redis, keys: Keys, count: int, now_ms: int, rng: random.Random) -> None:
-    """Write `count` alerts as RedisSink does: the alert JSON under its key and its id in the index."""
+    """Write `count` alerts as RedisSink does: the alert JSON under its key, its id in the indexes."""
+    from processors.alert_index import INDEX_ALERTS, index_alerts_args
     from streams.codec import encode
     from streams.models import Alert
 
     pipe = client.pipeline(transaction=False)
+    batch: list[Alert] = []
     for i in range(count):
         domain = rng.choice(list(KINDS))
         first = now_ms - rng.randrange(HOURS * 3_600_000)
@@ -79,8 +81,12 @@ def fill_alerts(client: redis.Redis, keys: Keys, count: int, now_ms: int, rng: r
         )
         pipe.set(keys.alert(alert.id), encode(alert))
         pipe.zadd(keys.alert_index, {alert.id: first})
-        if i % 5000 == 4999:
+        batch.append(alert)
+        if i % 5000 == 4999 or i == count - 1:
+            index_keys, index_args = index_alerts_args(keys, batch)
+            pipe.eval(INDEX_ALERTS, len(index_keys), *index_keys, *index_args)
             pipe.execute()
+            batch = []
     pipe.execute()
 
 

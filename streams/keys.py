@@ -21,6 +21,29 @@ class Keys:
         return f"{self.prefix}:alerts"
 
     @property
+    def alert_facets(self) -> str:
+        """Return the hash of alert id -> `status:domain:severity`, the facet index it is in (status: effective)."""
+        return f"{self.prefix}:alert-facets"
+
+    @property
+    def alert_facet_prefix(self) -> str:
+        """Return the prefix of the facet indexes: `<prefix>status:domain:severity` is a sorted set like alert_index."""
+        return f"{self.prefix}:alerts:"
+
+    def alert_facet_index(self, status: str, domain: str, severity: str) -> str:
+        """Return the sorted set of the ids of alerts of one effective status, domain and severity, by first_seen."""
+        return f"{self.alert_facet_prefix}{status}:{domain}:{severity}"
+
+    @property
+    def alert_episode_prefix(self) -> str:
+        """Return the prefix of the per rule+source episode indexes."""
+        return f"{self.prefix}:alert-episodes:"
+
+    def alert_episodes(self, kind: str, source_id: str) -> str:
+        """Return the sorted set of the ids of one rule's alerts at one source, by first_seen (flapping reads it)."""
+        return f"{self.alert_episode_prefix}{kind}|{source_id}"
+
+    @property
     def alert_events(self) -> str:
         """Return the stream of alert changes (processor updates and operator actions), for live push and resume."""
         return f"{self.prefix}:alert-events"

@@ -1,12 +1,12 @@
 """Read alerts as operators see them: the workers' JSON merged with operator state, snoozes and flapping.
 
-One AlertReader serves one request and caches what it read, so folding a page costs one pass over
-the index entries near it.
+One AlertReader serves one request and caches what it read. Flapping needs, for each alert shown, the
+episodes of its rule and source near it: they come from that rule+source's episode index
+(processors.alert_index), so judging a page costs one range read per row, not a pass over every alert.
 """
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from datetime import datetime
 from typing import cast
@@ -16,13 +16,13 @@ from redis.asyncio import Redis
 
 from api.models import AlertRead, Snooze
 from api.options import ApiOptions
+from api.services.alert_reindex import index_missing
 from api.services.flapping import flapping_ids, folded_into
-from api.services.snoozes import active_snoozes, snoozed_until
+from api.services.snoozes import settle_snoozes, snoozed_until
 from streams.keys import Keys
-from streams.models import Alert, AlertStatus
+from streams.models import AlertStatus
 
 STATUS_RANK = {AlertStatus.open: 0, AlertStatus.acknowledged: 1, AlertStatus.resolved: 2}
-CONTEXT_LIMIT = 200_000  # index entries one request reads at most to judge flapping
 
 Group = tuple[str, str]
 
@@ -39,16 +39,18 @@ def effective_status(processor: AlertStatus, operator: AlertStatus | None) -> Al
     return operator
 
 
-def merge(alert: Alert, op_state: dict[str, str] | None, snoozes: list[Snooze]) -> AlertRead:
-    """Return the operators' view of a stored alert."""
+def read_alert(raw: bytes | str, op_state: dict[str, str] | None, snoozes: list[Snooze]) -> AlertRead:
+    """Return the operators' view of a stored alert's JSON, validated once."""
+    alert = AlertRead.model_validate_json(raw)
     op_state = op_state or {}
     op_status = AlertStatus(op_state["status"]) if op_state.get("status") else None
-    return AlertRead(
-        **alert.model_dump(exclude={"status"}),
-        status=effective_status(alert.status, op_status),
-        processor_status=alert.status,
-        assignee=op_state.get("assignee"),
-        snoozed_until=snoozed_until(snoozes, alert),
+    return alert.model_copy(
+        update={
+            "status": effective_status(alert.status, op_status),
+            "processor_status": alert.status,
+            "assignee": op_state.get("assignee"),
+            "snoozed_until": snoozed_until(snoozes, alert),
+        }
     )
 
 
@@ -63,18 +65,29 @@ class AlertReader:
         self.window_ms = int(options.flapping_minutes * 60_000)
         self._alerts: dict[str, AlertRead | None] = {}
         self._groups: dict[Group, dict[str, int]] = defaultdict(dict)
-        self._covered: tuple[float, float] | None = None
         self._snoozes: list[Snooze] | None = None
         self._flapping: set[str] = set()
         self._heads: dict[str, str] = {}
         self._dirty = False
-        self._context_read = 0
+        self._judged: set[str] = set()
+
+    async def prepare(self) -> None:
+        """Read the active snoozes, and index alerts an older writer left out of the indexes, in one round trip."""
+        if self._snoozes is not None:
+            return
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.zcard(self.keys.alert_index)
+            pipe.hlen(self.keys.alert_facets)
+            pipe.hgetall(self.keys.snoozes)
+            total, indexed, raw_snoozes = await pipe.execute()
+        if int(total) != int(indexed):
+            await index_missing(self.client, self.keys)
+        self._snoozes = await settle_snoozes(self.client, self.keys, raw_snoozes, self.now)
 
     async def snoozes(self) -> list[Snooze]:
         """Return the active snoozes, read once per request."""
-        if self._snoozes is None:
-            self._snoozes = await active_snoozes(self.client, self.keys, self.now)
-        return self._snoozes
+        await self.prepare()
+        return self._snoozes or []
 
     async def load(self, alert_ids: list[str]) -> list[AlertRead | None]:
         """Return these alerts merged (None for one that does not exist), reading only those not read yet."""
@@ -89,35 +102,38 @@ class AlertReader:
                 if raw is None:
                     self._alerts[alert_id] = None
                     continue
-                alert = merge(Alert.model_validate_json(raw), orjson.loads(op) if op else None, snoozes)
+                alert = read_alert(raw, orjson.loads(op) if op else None, snoozes)
                 self._alerts[alert_id] = alert
                 self._groups[(alert.kind, alert.source_id)][alert_id] = epoch_ms(alert.first_seen)
                 self._dirty = True
         return [self._alerts[i] for i in alert_ids]
 
-    async def ensure_context(self, lo_ms: float, hi_ms: float) -> None:
-        """Read the index entries flapping needs for alerts first seen in [lo_ms, hi_ms]."""
-        lo, hi = lo_ms - self.window_ms, hi_ms + 2 * self.window_ms
-        ranges: list[tuple[str, str]] = []
-        if self._covered is None:
-            ranges.append((_score(lo), _score(hi)))
-            self._covered = (lo, hi)
-        else:
-            covered_lo, covered_hi = self._covered
-            if lo < covered_lo:
-                ranges.append((_score(lo), f"({_score(covered_lo)}"))
-            if hi > covered_hi:
-                ranges.append((f"({_score(covered_hi)}", _score(hi)))
-            self._covered = (min(lo, covered_lo), max(hi, covered_hi))
-        for low, high in ranges:
-            budget = CONTEXT_LIMIT - self._context_read
-            if budget <= 0:
-                return
-            found = await self.client.zrangebyscore(self.keys.alert_index, low, high, start=0, num=budget)
-            members = cast(list[bytes | str], found)
-            self._context_read += len(members)
-            for start in range(0, len(members), 1000):
-                await self.load([_text(m) for m in members[start : start + 1000]])
+    async def ensure_episodes(self, alerts: list[AlertRead | None]) -> None:
+        """Read the episodes flapping needs to judge these alerts: each one's rule+source episodes near it."""
+        wanted = [a for a in alerts if a is not None and a.id not in self._judged]
+        if not wanted:
+            return
+        async with self.client.pipeline(transaction=False) as pipe:
+            for alert in wanted:
+                first = epoch_ms(alert.first_seen)
+                pipe.zrangebyscore(
+                    self.keys.alert_episodes(alert.kind, alert.source_id),
+                    first - self.window_ms,
+                    first + 2 * self.window_ms,
+                    withscores=True,
+                )
+            replies = await pipe.execute()
+        crowded: list[str] = []
+        for alert, found in zip(wanted, replies, strict=True):
+            self._judged.add(alert.id)
+            group = self._groups[(alert.kind, alert.source_id)]
+            for member, score in cast(list[tuple[bytes | str, float]], found):
+                group[_text(member)] = int(score)
+            self._dirty = True
+            if len(found) >= self.min_episodes:  # fewer episodes than a burst: nothing near it can flap
+                crowded += [_text(m) for m, _ in found]
+        for start in range(0, len(crowded), 1000):
+            await self.load(crowded[start : start + 1000])
 
     def _refresh(self) -> None:
         if not self._dirty:
@@ -147,12 +163,6 @@ class AlertReader:
         self._refresh()
         members = self._groups.get((head.kind, head.source_id), {})
         return [a for i in members if self._heads.get(i) == head.id and (a := self._alerts.get(i)) is not None]
-
-
-def _score(value: float) -> str:
-    if math.isinf(value):
-        return "+inf" if value > 0 else "-inf"
-    return str(int(value))
 
 
 def _text(member: bytes | str) -> str:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -33,7 +35,11 @@ async def create_snooze(client: Redis, keys: Keys, request: SnoozeCreate, by: st
 
 async def active_snoozes(client: Redis, keys: Keys, now: datetime) -> list[Snooze]:
     """Return the snoozes not yet over, soonest to end first, forgetting the ended ones."""
-    raw = await client.hgetall(keys.snoozes)  # type: ignore[misc]
+    return await settle_snoozes(client, keys, await client.hgetall(keys.snoozes), now)  # type: ignore[misc]
+
+
+async def settle_snoozes(client: Redis, keys: Keys, raw: Mapping[Any, bytes | str], now: datetime) -> list[Snooze]:
+    """Return the snoozes of an HGETALL reply not yet over, soonest to end first, forgetting the ended ones."""
     snoozes = [Snooze.model_validate_json(v) for v in raw.values()]
     ended = [s.id for s in snoozes if s.until <= now]
     if ended:
