@@ -29,7 +29,7 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
-def alert_filter(
+async def alert_filter(
     domain: Domain | None = None,
     kind: Annotated[str | None, Query(max_length=64)] = None,
     severity: Annotated[list[Severity] | None, Query(description="repeat to allow several")] = None,

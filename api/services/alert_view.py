@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
-from typing import cast
 
 import orjson
 from redis.asyncio import Redis
@@ -25,6 +24,20 @@ from streams.models import AlertStatus
 STATUS_RANK = {AlertStatus.open: 0, AlertStatus.acknowledged: 1, AlertStatus.resolved: 2}
 
 Group = tuple[str, str]
+
+# KEYS: episode indexes; ARGV[1]: episodes of a burst; then a [lo, hi] first_seen range per key.
+# Returns, per key, its (id, score) pairs in range flattened, or nothing when fewer than a burst are there:
+# with fewer, nothing near the alert can be flapping, so only crowded ranges cross the wire.
+NEAR_EPISODES = """
+local out = {}
+local burst = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  local found = redis.call('ZRANGEBYSCORE', key, ARGV[2 * i], ARGV[2 * i + 1], 'WITHSCORES')
+  if #found < 2 * burst then found = {} end
+  out[i] = found
+end
+return out
+"""
 
 
 def epoch_ms(moment: datetime) -> int:
@@ -70,6 +83,7 @@ class AlertReader:
         self._heads: dict[str, str] = {}
         self._dirty = False
         self._judged: set[str] = set()
+        self._episodes = client.register_script(NEAR_EPISODES)
 
     async def prepare(self) -> None:
         """Read the active snoozes, and index alerts an older writer left out of the indexes, in one round trip."""
@@ -113,25 +127,21 @@ class AlertReader:
         wanted = [a for a in alerts if a is not None and a.id not in self._judged]
         if not wanted:
             return
-        async with self.client.pipeline(transaction=False) as pipe:
-            for alert in wanted:
-                first = epoch_ms(alert.first_seen)
-                pipe.zrangebyscore(
-                    self.keys.alert_episodes(alert.kind, alert.source_id),
-                    first - self.window_ms,
-                    first + 2 * self.window_ms,
-                    withscores=True,
-                )
-            replies = await pipe.execute()
+        bounds: list[int] = []
+        for alert in wanted:
+            first = epoch_ms(alert.first_seen)
+            bounds += [first - self.window_ms, first + 2 * self.window_ms]
+        replies = await self._episodes(
+            keys=[self.keys.alert_episodes(a.kind, a.source_id) for a in wanted], args=[self.min_episodes, *bounds]
+        )
         crowded: list[str] = []
         for alert, found in zip(wanted, replies, strict=True):
             self._judged.add(alert.id)
             group = self._groups[(alert.kind, alert.source_id)]
-            for member, score in cast(list[tuple[bytes | str, float]], found):
-                group[_text(member)] = int(score)
-            self._dirty = True
-            if len(found) >= self.min_episodes:  # fewer episodes than a burst: nothing near it can flap
-                crowded += [_text(m) for m, _ in found]
+            for i in range(0, len(found), 2):
+                group[_text(found[i])] = int(found[i + 1])
+                crowded.append(_text(found[i]))
+            self._dirty = self._dirty or bool(found)
         for start in range(0, len(crowded), 1000):
             await self.load(crowded[start : start + 1000])
 
