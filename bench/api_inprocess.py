@@ -1,8 +1,9 @@
 """Per-request cost of the API's busy endpoints in-process (no sockets), next to the trivial endpoint.
 
 A companion of api_load.py for a shared machine: it fills a real Redis the same way, then calls the app
-through httpx's ASGI transport one request at a time and prints the mean CPU-bound cost per request and
-its ratio to `GET /bench/trivial`. With --profile NAME it prints a pyinstrument profile of that endpoint.
+through httpx's ASGI transport one request at a time and prints the cost per request and its ratio to
+`GET /bench/trivial`, as wall time (Redis round trips included) and as this process's CPU time.
+With --profile NAME it prints a pyinstrument profile of that endpoint.
 
     .venv/bin/python bench/api_inprocess.py [--requests 300] [--windows 200000] [--profile alerts]
 """
@@ -48,16 +49,18 @@ async def measure(redis_url: str, key: str, now_ms: int, requests: int, profile:
 
     headers = {"Authorization": f"Bearer {key}"}
     costs: dict[str, float] = {}
+    cpu_costs: dict[str, float] = {}
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench", headers=headers) as client:
             for name, path in endpoint_paths(now_ms).items():
                 for _ in range(20):
                     assert (await client.get(path)).status_code == 200
-                began = time.perf_counter()
+                began, cpu = time.perf_counter(), time.process_time()
                 for _ in range(requests):
                     await client.get(path)
                 costs[name] = (time.perf_counter() - began) / requests * 1000
+                cpu_costs[name] = (time.process_time() - cpu) / requests * 1000
                 if profile and profile in name:
                     from pyinstrument import Profiler
 
@@ -66,10 +69,13 @@ async def measure(redis_url: str, key: str, now_ms: int, requests: int, profile:
                             await client.get(path)
                     print(profiler.output_text(color=False, show_all=False))
     floor = next(v for k, v in costs.items() if "trivial" in k)
-    print("| endpoint | ms per request (in-process, sequential) | x trivial |")
-    print("|---|---:|---:|")
+    cpu_floor = next(v for k, v in cpu_costs.items() if "trivial" in k)
+    print("| endpoint | wall ms per request | x trivial | API process CPU ms per request | x trivial |")
+    print("|---|---:|---:|---:|---:|")
     for name, cost in costs.items():
-        print(f"| `{name}` | {cost:.2f} | {cost / floor:.1f} |")
+        cpu = cpu_costs[name]
+        print(f"| `{name}` | {cost:.2f} | {cost / floor:.1f} | {cpu:.2f} | {cpu / cpu_floor:.1f} |")
+    print("(in-process through httpx's ASGI transport, one request at a time; CPU includes the httpx client's)")
 
 
 def main() -> None:

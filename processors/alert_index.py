@@ -2,7 +2,8 @@
 
 Besides `alert_index` (every id by first_seen), each alert is in:
 - one facet index, `alerts:<effective status>:<domain>:<severity>` by first_seen, recorded in the facets hash
-  (id -> facet) so a writer knows which set to leave when the status or severity changes;
+  (id -> `<facet>|<kind>|<source_id>`) so a writer knows which set to leave when the status or severity
+  changes, and a page read knows each alert's episode index without reading its JSON;
 - its rule+source episode index, `alert-episodes:<kind>|<source_id>` by first_seen, which flapping reads.
 
 The effective status is the later of the worker's and the operator's (open < acknowledged < resolved), so both
@@ -31,10 +32,12 @@ local function index_one(id, score, domain, severity, status, group)
     if type(op) == 'string' and rank[op] and rank[op] > rank[status] then status = op end
   end
   local facet = status .. ':' .. domain .. ':' .. severity
+  local record = facet .. '|' .. group
   local old = redis.call('HGET', KEYS[2], id)
-  if old ~= facet then
-    if old then redis.call('ZREM', ARGV[1] .. old, id) end
-    redis.call('HSET', KEYS[2], id, facet)
+  if old ~= record then
+    local old_facet = old and string.match(old, '^[^|]*')
+    if old_facet and old_facet ~= facet then redis.call('ZREM', ARGV[1] .. old_facet, id) end
+    redis.call('HSET', KEYS[2], id, record)
   end
   redis.call('ZADD', ARGV[1] .. facet, score, id)
   redis.call('ZADD', ARGV[2] .. group, score, id)

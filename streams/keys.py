@@ -22,7 +22,7 @@ class Keys:
 
     @property
     def alert_facets(self) -> str:
-        """Return the hash of alert id -> `status:domain:severity`, the facet index it is in (status: effective)."""
+        """Return the hash of alert id -> `status:domain:severity|kind|source_id`: its facet and episode indexes."""
         return f"{self.prefix}:alert-facets"
 
     @property

@@ -65,3 +65,57 @@ class MergedIndexes:
 
 def _text(member: bytes | str) -> str:
     return member.decode() if isinstance(member, bytes) else member
+
+
+# One chunk of a first_seen page in one round trip: the next `want` ids of the facet indexes' union, with each
+# one's JSON, operator state and, when its rule+source has a burst's worth of episodes near it, those episodes.
+# KEYS: alert_index, facets hash, snoozes hash, operator states hash, then the facet indexes.
+# ARGV: top, bottom, desc ('1'/'0'), want, prepare ('1': also sizes and snoozes), alert JSON key prefix,
+#       episode index prefix, flapping window ms, burst (episodes), then each facet index's offset.
+# Returns {meta, offsets, rows}: meta = {alert_index size, facets size, snoozes HGETALL} when preparing, else {};
+# offsets = each facet index's offset after the chunk; rows = {id, score, JSON, operator state, episodes}.
+PAGE_CHUNK = """
+local sets = #KEYS - 4
+local top, bottom, desc, want = ARGV[1], ARGV[2], ARGV[3] == '1', tonumber(ARGV[4])
+local window, burst = tonumber(ARGV[8]), tonumber(ARGV[9])
+local bufs, pos, offs = {}, {}, {}
+for j = 1, sets do
+  offs[j] = tonumber(ARGV[9 + j])
+  if desc then
+    bufs[j] = redis.call('ZREVRANGEBYSCORE', KEYS[4 + j], top, bottom, 'WITHSCORES', 'LIMIT', offs[j], want)
+  else
+    bufs[j] = redis.call('ZRANGEBYSCORE', KEYS[4 + j], bottom, top, 'WITHSCORES', 'LIMIT', offs[j], want)
+  end
+  pos[j] = 1
+end
+local rows = {}
+while #rows < want do
+  local best, bs, bm = nil, 0, ''
+  for j = 1, sets do
+    local b = bufs[j]
+    if pos[j] < #b then
+      local m, s = b[pos[j]], tonumber(b[pos[j] + 1])
+      if best == nil or (desc and (s > bs or (s == bs and m > bm))) or
+         (not desc and (s < bs or (s == bs and m < bm))) then
+        best, bs, bm = j, s, m
+      end
+    end
+  end
+  if best == nil then break end
+  pos[best] = pos[best] + 2
+  offs[best] = offs[best] + 1
+  local record = redis.call('HGET', KEYS[2], bm)
+  local near = {}
+  if record then
+    local group = string.match(record, '^[^|]*|(.*)$')
+    near = redis.call('ZRANGEBYSCORE', ARGV[7] .. group, bs - window, bs + 2 * window, 'WITHSCORES')
+    if #near < 2 * burst then near = {} end
+  end
+  rows[#rows + 1] = {bm, bs, redis.call('GET', ARGV[6] .. bm), redis.call('HGET', KEYS[4], bm), near}
+end
+local meta = {}
+if ARGV[5] == '1' then
+  meta = {redis.call('ZCARD', KEYS[1]), redis.call('HLEN', KEYS[2]), redis.call('HGETALL', KEYS[3])}
+end
+return {meta, offs, rows}
+"""

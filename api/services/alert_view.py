@@ -7,6 +7,8 @@ episodes of its rule and source near it: they come from that rule+source's episo
 
 from __future__ import annotations
 
+import functools
+import math
 from collections import defaultdict
 from datetime import datetime
 
@@ -15,6 +17,7 @@ from redis.asyncio import Redis
 
 from api.models import AlertRead, Snooze
 from api.options import ApiOptions
+from api.services.alert_index_read import PAGE_CHUNK
 from api.services.alert_reindex import index_missing
 from api.services.flapping import flapping_ids, folded_into
 from api.services.snoozes import settle_snoozes, snoozed_until
@@ -52,19 +55,50 @@ def effective_status(processor: AlertStatus, operator: AlertStatus | None) -> Al
     return operator
 
 
-def read_alert(raw: bytes | str, op_state: dict[str, str] | None, snoozes: list[Snooze]) -> AlertRead:
-    """Return the operators' view of a stored alert's JSON, validated once."""
+ROW_CACHE_SIZE = 20_000  # stored rows kept parsed, by their bytes (about 20 MB at most)
+
+
+_ROW_JSON: dict[int, tuple[AlertRead, bytes]] = {}  # id(stored row) -> (that row, its JSON)
+
+
+@functools.lru_cache(maxsize=ROW_CACHE_SIZE)
+def stored_row(raw: bytes | str, op: bytes | str | None) -> AlertRead:
+    """Return the operators' view of an alert's JSON and operator state (no snooze, no flapping).
+
+    Cached by the stored bytes themselves, so a hit is exactly what parsing again would give, and its JSON
+    is kept for rows_json. The row is shared between requests: never change it in place (model_copy makes
+    the changed rows).
+    """
     alert = AlertRead.model_validate_json(raw)
-    op_state = op_state or {}
+    op_state = orjson.loads(op) if op else {}
     op_status = AlertStatus(op_state["status"]) if op_state.get("status") else None
-    return alert.model_copy(
+    row = alert.model_copy(
         update={
             "status": effective_status(alert.status, op_status),
             "processor_status": alert.status,
             "assignee": op_state.get("assignee"),
-            "snoozed_until": snoozed_until(snoozes, alert),
         }
     )
+    if len(_ROW_JSON) >= 2 * ROW_CACHE_SIZE:
+        _ROW_JSON.clear()
+    _ROW_JSON[id(row)] = (row, row.model_dump_json().encode())
+    return row
+
+
+def read_alert(raw: bytes | str, op: bytes | str | None, snoozes: list[Snooze]) -> AlertRead:
+    """Return the operators' view of a stored alert's JSON, its operator state and the active snoozes."""
+    row = stored_row(raw, op)
+    until = snoozed_until(snoozes, row) if snoozes else None
+    return row if until is None else row.model_copy(update={"snoozed_until": until})
+
+
+def rows_json(rows: list[AlertRead]) -> bytes:
+    """Return a JSON array of rows, reusing the cached JSON of rows that are unchanged stored rows."""
+    parts = []
+    for row in rows:
+        cached = _ROW_JSON.get(id(row))
+        parts.append(cached[1] if cached is not None and cached[0] is row else row.model_dump_json().encode())
+    return b"[" + b",".join(parts) + b"]"
 
 
 class AlertReader:
@@ -84,6 +118,8 @@ class AlertReader:
         self._dirty = False
         self._judged: set[str] = set()
         self._episodes = client.register_script(NEAR_EPISODES)
+        self._page = client.register_script(PAGE_CHUNK)
+        self._reindexed = False
 
     async def prepare(self) -> None:
         """Read the active snoozes, and index alerts an older writer left out of the indexes, in one round trip."""
@@ -97,6 +133,67 @@ class AlertReader:
         if int(total) != int(indexed):
             await index_missing(self.client, self.keys)
         self._snoozes = await settle_snoozes(self.client, self.keys, raw_snoozes, self.now)
+
+    async def page_chunk(
+        self, index_keys: list[str], top: float, bottom: float, desc: bool, want: int, offsets: list[int]
+    ) -> tuple[list[int], list[tuple[str, int, AlertRead | None]]]:
+        """Return the facet indexes' offsets after the next `want` ids of their union and those ids' alerts.
+
+        Each alert comes merged and judged for flapping (its near episodes read), in one round trip (PAGE_CHUNK).
+        """
+        prepare = self._snoozes is None
+        reply = await self._page(
+            keys=[
+                self.keys.alert_index,
+                self.keys.alert_facets,
+                self.keys.snoozes,
+                self.keys.alert_operator_states,
+                *index_keys,
+            ],
+            args=[
+                _bound(top),
+                _bound(bottom),
+                "1" if desc else "0",
+                want,
+                "1" if prepare else "0",
+                self.keys.alert(""),
+                self.keys.alert_episode_prefix,
+                self.window_ms,
+                self.min_episodes,
+                *offsets,
+            ],
+        )
+        meta, after, rows = reply
+        if prepare:
+            total, indexed, raw_snoozes = meta
+            if total != indexed and not self._reindexed:
+                self._reindexed = True
+                await index_missing(self.client, self.keys)
+                return await self.page_chunk(index_keys, top, bottom, desc, want, offsets)
+            pairs = dict(zip(raw_snoozes[::2], raw_snoozes[1::2], strict=True))
+            self._snoozes = await settle_snoozes(self.client, self.keys, pairs, self.now)
+        out: list[tuple[str, int, AlertRead | None]] = []
+        crowded: list[str] = []
+        for member, score, raw, op, near in rows:
+            alert_id = _text(member)
+            alert = self._alerts.get(alert_id)
+            if alert_id not in self._alerts:
+                alert = read_alert(raw, op, self._snoozes or []) if raw else None
+                self._alerts[alert_id] = alert
+                if alert is not None:
+                    self._groups[(alert.kind, alert.source_id)][alert_id] = int(score)
+                    self._dirty = True
+            if alert is not None and near:
+                group = self._groups[(alert.kind, alert.source_id)]
+                for i in range(0, len(near), 2):
+                    group[_text(near[i])] = int(near[i + 1])
+                    crowded.append(_text(near[i]))
+                self._dirty = True
+            self._judged.add(alert_id)
+            out.append((alert_id, int(score), alert))
+        if crowded:
+            await self.load(crowded)
+        return [int(o) for o in after], out
 
     async def snoozes(self) -> list[Snooze]:
         """Return the active snoozes, read once per request."""
@@ -116,7 +213,7 @@ class AlertReader:
                 if raw is None:
                     self._alerts[alert_id] = None
                     continue
-                alert = read_alert(raw, orjson.loads(op) if op else None, snoozes)
+                alert = read_alert(raw, op, snoozes)
                 self._alerts[alert_id] = alert
                 self._groups[(alert.kind, alert.source_id)][alert_id] = epoch_ms(alert.first_seen)
                 self._dirty = True
@@ -173,6 +270,12 @@ class AlertReader:
         self._refresh()
         members = self._groups.get((head.kind, head.source_id), {})
         return [a for i in members if self._heads.get(i) == head.id and (a := self._alerts.get(i)) is not None]
+
+
+def _bound(value: float) -> str:
+    if math.isinf(value):
+        return "+inf" if value > 0 else "-inf"
+    return str(int(value))
 
 
 def _text(member: bytes | str) -> str:

@@ -11,13 +11,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
+import orjson
 from redis.asyncio import Redis
 
 from api.exceptions import BadCursorError, NotFoundError
 from api.models import AlertCounts, AlertRead, AlertReadPage
 from api.options import ApiOptions
 from api.services.alert_index_read import MergedIndexes
-from api.services.alert_view import AlertReader, epoch_ms
+from api.services.alert_view import AlertReader, epoch_ms, rows_json
 from streams.keys import Keys
 from streams.models import AlertStatus, Domain, Severity
 
@@ -144,25 +145,26 @@ async def _scan_by_first_seen(
     if cursor is not None:
         top = min(top, cursor[0]) if desc else top
     bottom = float(cursor[0]) if cursor is not None and not desc else float("-inf")
-    await reader.prepare()
-    candidates = MergedIndexes(reader.client, facet_indexes(reader.keys, flt), bottom, top, desc)
+    index_keys = facet_indexes(reader.keys, flt)
+    offsets = [0] * len(index_keys)
     items: list[AlertRead] = []
     scanned = 0
     last: SortKey | None = None
     while scanned < SCAN_LIMIT:
-        entries = await candidates.take(min(SCAN_CHUNK, max(limit - len(items), 16)))
-        if not entries:
-            return AlertReadPage(items=items)
-        scanned += len(entries)
-        entries = [(i, s) for i, s in entries if _after((s, s, i), cursor, desc)]
-        if not entries:
-            continue
-        for (alert_id, score), row in zip(entries, await _rows(reader, flt, [i for i, _ in entries]), strict=True):
+        want = min(SCAN_CHUNK, max(limit - len(items), 16))
+        offsets, chunk = await reader.page_chunk(index_keys, top, bottom, desc, want, offsets)
+        scanned += len(chunk)
+        for alert_id, score, alert in chunk:
+            if not _after((score, score, alert_id), cursor, desc):
+                continue
             last = (score, score, alert_id)
+            row = await _visible(reader, flt, alert)
             if row is not None:
                 items.append(row)
                 if len(items) == limit:
                     return AlertReadPage(items=items, next_cursor=_cursor(last))
+        if len(chunk) < want:  # the indexes hold nothing more in range
+            return AlertReadPage(items=items)
     return AlertReadPage(items=items, next_cursor=_cursor(last) if last else None)
 
 
@@ -207,6 +209,21 @@ async def list_alerts(
     page = rows[:limit]
     more = len(rows) > limit
     return AlertReadPage(items=page, next_cursor=_cursor(sort_key(page[-1], sort)) if more else None)
+
+
+async def list_alerts_json(
+    client: Redis,
+    keys: Keys,
+    options: ApiOptions,
+    flt: AlertFilter,
+    limit: int,
+    cursor: str | None,
+    sort: SortField = SortField.first_seen,
+    order: SortOrder = SortOrder.desc,
+) -> bytes:
+    """Return list_alerts' AlertReadPage as JSON bytes (the same bytes as its model_dump_json)."""
+    page = await list_alerts(client, keys, options, flt, limit, cursor, sort, order)
+    return b'{"items":' + rows_json(page.items) + b',"next_cursor":' + orjson.dumps(page.next_cursor) + b"}"
 
 
 async def count_alerts(client: Redis, keys: Keys, options: ApiOptions, flt: AlertFilter) -> AlertCounts:

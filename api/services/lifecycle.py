@@ -55,9 +55,10 @@ if after ~= current then
   local facet = after .. ':' .. doc['domain'] .. ':' .. doc['severity']
   local old = redis.call('HGET', KEYS[5], ARGV[1])
   local score = redis.call('ZSCORE', KEYS[6], ARGV[1])
-  if old ~= facet and score then
-    if old then redis.call('ZREM', ARGV[7] .. old, ARGV[1]) end
-    redis.call('HSET', KEYS[5], ARGV[1], facet)
+  local old_facet = old and string.match(old, '^[^|]*')
+  if old_facet ~= facet and score then
+    if old_facet then redis.call('ZREM', ARGV[7] .. old_facet, ARGV[1]) end
+    redis.call('HSET', KEYS[5], ARGV[1], facet .. '|' .. doc['kind'] .. '|' .. doc['source_id'])
     redis.call('ZADD', ARGV[7] .. facet, score, ARGV[1])
   end
 end
