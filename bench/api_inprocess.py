@@ -98,7 +98,12 @@ def main() -> None:
         fill_windows(client, keys, args.windows, now_ms, rng)
         key = create_key(client, keys, Role.admin, "bench")
         client.close()
+        client = redis.Redis.from_url(server.url)
+        client.config_resetstat()
         asyncio.run(measure(server.url, key, now_ms, args.requests, args.profile))
+        stats = sorted(client.info("commandstats").items(), key=lambda kv: -kv[1]["usec"])
+        print("redis time by command:", ", ".join(f"{k[4:]} {v['usec_per_call']:.0f} us x {v['calls']}" for k, v in stats[:6]))
+        client.close()
 
 
 if __name__ == "__main__":

@@ -13,23 +13,29 @@ from streams.keys import Keys
 from streams.models import Aggregate, Domain
 from streams.topics import Topics
 
-# KEYS: window hashes (each followed by its members set when ARGV[1] is '1').
+# KEYS: window hashes, each followed by its members set when its ARGV flag is '1'; ARGV: one flag per window.
 # Returns, per window, its HGETALL reply and its members' SCARD (0 without members): one round trip for many windows.
 WINDOW_SUMS = """
 local out = {}
-local members = ARGV[1] == '1'
-local step = 1
-if members then step = 2 end
-for i = 1, #KEYS, step do
-  local sums = redis.call('HGETALL', KEYS[i])
+local k = 1
+for i = 1, #ARGV do
+  local sums = redis.call('HGETALL', KEYS[k])
   local distinct = 0
-  if members and #sums > 0 then distinct = redis.call('SCARD', KEYS[i + 1]) end
+  if ARGV[i] == '1' then
+    if #sums > 0 then distinct = redis.call('SCARD', KEYS[k + 1]) end
+    k = k + 2
+  else
+    k = k + 1
+  end
   out[#out + 1] = sums
   out[#out + 1] = distinct
 end
 return out
 """
 SUMS_CHUNK = 1000  # windows one script call reads, so no call holds Redis long
+
+
+WindowRef = tuple[Domain, str, int]  # domain, zone or group id, window start ms
 
 
 class WindowStore:
@@ -76,25 +82,30 @@ class WindowStore:
 
     async def window_sums(self, domain: Domain, refs: Iterable[tuple[str, int]]) -> list[WindowSums]:
         """Return the integer sums (and distinct members) of the given windows; absent or expired ones are left out."""
-        refs = list(refs)
-        if not refs:
-            return []
-        members = domain in HAS_MEMBERS
+        out = []
+        for window_domain, zone_id, start_ms, raw, distinct in await self.window_replies(
+            [(domain, z, s) for z, s in refs]
+        ):
+            sums = {_text(raw[j]): int(raw[j + 1]) for j in range(0, len(raw), 2)}
+            out.append(WindowSums(window_domain, self.window_s, zone_id, start_ms, sums, distinct))
+        return out
+
+    async def window_replies(self, refs: list[WindowRef]) -> list[tuple[Domain, str, int, list[bytes], int]]:
+        """Return each present window's HGETALL reply (field, value, ...) and distinct members, in the refs' order."""
         out = []
         for chunk in range(0, len(refs), SUMS_CHUNK):
             part = refs[chunk : chunk + SUMS_CHUNK]
             window_keys: list[str] = []
-            for zone_id, start_ms in part:
+            flags: list[str] = []
+            for domain, zone_id, start_ms in part:
                 window_keys.append(self.keys.window(domain.value, self.window_s, zone_id, start_ms))
-                if members:
+                flags.append("1" if domain in HAS_MEMBERS else "0")
+                if domain in HAS_MEMBERS:
                     window_keys.append(self.keys.window_members(domain.value, self.window_s, zone_id, start_ms))
-            replies = await self._sums_script(keys=window_keys, args=["1" if members else "0"])
-            for i, (zone_id, start_ms) in enumerate(part):
-                raw = replies[2 * i]
-                if not raw:
-                    continue
-                sums = {_text(raw[j]): int(raw[j + 1]) for j in range(0, len(raw), 2)}
-                out.append(WindowSums(domain, self.window_s, zone_id, start_ms, sums, int(replies[2 * i + 1])))
+            replies = await self._sums_script(keys=window_keys, args=flags)
+            for i, (domain, zone_id, start_ms) in enumerate(part):
+                if replies[2 * i]:
+                    out.append((domain, zone_id, start_ms, replies[2 * i], int(replies[2 * i + 1])))
         return out
 
     async def aggregates(self, domain: Domain, refs: Iterable[tuple[str, int]]) -> list[Aggregate]:

@@ -7,6 +7,7 @@ window index is read over the range.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import defaultdict
 from dataclasses import dataclass
@@ -20,11 +21,13 @@ from api.models import ZoneAggregate
 from geo.grid import cell_bounds, parse_cell_id
 from processors.alerts import ms_to_dt
 from processors.metrics import METRICS, WindowSums, combine_windows, window_aggregates
-from processors.windows import WindowStore, parse_time
+from processors.windows import WindowRef, WindowStore, parse_time
 from streams.models import Aggregate, Corridor, Domain
 
 DIRECT_MAX = 50_000  # windows a zone list may name by key in one query; larger ranges read the index
 GROUP_MAX = 200_000  # windows one group_by/top query may combine
+FRAGMENT_QUERY_MAX = 2000  # windows a query may name to be served from cached window JSON in one read
+FRAGMENT_CACHE_SIZE = 50_000  # windows' JSON kept, by their sums (a closed window's never change)
 
 
 @dataclass(frozen=True)
@@ -38,24 +41,35 @@ class AggregateQuery:
     end_ms: float | None = None
 
 
+async def direct_refs(store: WindowStore, query: AggregateQuery, domain: Domain) -> list[tuple[str, int]] | None:
+    """Return the windows a query naming its zones may hold, by key, oldest first (None: read the index instead)."""
+    if query.zones is None:
+        return None
+    if not query.zones:
+        return []
+    lo = -math.inf if query.start_ms is None else query.start_ms
+    hi = math.inf if query.end_ms is None else query.end_ms
+    step = store.window_s * 1000
+    if math.isinf(lo) or math.isinf(hi):
+        span = await store.span(domain)
+        if span is None:
+            return []
+        lo, hi = max(lo, span[0]), min(hi, span[1] + 1)
+    first = math.ceil(lo / step) * step
+    count = max(0, math.ceil((hi - first) / step))
+    if count * len(query.zones) > DIRECT_MAX:
+        return None
+    zones = sorted(query.zones)
+    return [(z, first + i * step) for i in range(count) for z in zones]
+
+
 async def read_windows(store: WindowStore, query: AggregateQuery, domain: Domain, most: int) -> list[WindowSums]:
     """Return up to `most` windows of one domain starting in [start_ms, end_ms), oldest first."""
     lo = -math.inf if query.start_ms is None else query.start_ms
     hi = math.inf if query.end_ms is None else query.end_ms
     if query.zones is not None:
-        if not query.zones:
-            return []
-        step = store.window_s * 1000
-        if math.isinf(lo) or math.isinf(hi):
-            span = await store.span(domain)
-            if span is None:
-                return []
-            lo, hi = max(lo, span[0]), min(hi, span[1] + 1)
-        first = math.ceil(lo / step) * step
-        count = max(0, math.ceil((hi - first) / step))
-        if count * len(query.zones) <= DIRECT_MAX:
-            zones = sorted(query.zones)
-            refs = [(z, first + i * step) for i in range(count) for z in zones]
+        refs = await direct_refs(store, query, domain)
+        if refs is not None:
             windows: list[WindowSums] = []
             for chunk in range(0, len(refs), 2000):  # stop reading once `most` windows are found
                 windows += await store.window_sums(domain, refs[chunk : chunk + 2000])
@@ -99,8 +113,51 @@ def window_rows(window: WindowSums, metric: str | None = None) -> list[dict[str,
     ]
 
 
+@functools.lru_cache(maxsize=FRAGMENT_CACHE_SIZE)
+def window_fragment(
+    domain: Domain,
+    window_s: int,
+    zone_id: str,
+    start_ms: int,
+    raw: tuple[bytes, ...],
+    distinct: int,
+    metric: str | None,
+) -> tuple[int, bytes]:
+    """Return how many items one window gives and their JSON (comma-separated, by metric), cached by its sums."""
+    sums = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in zip(raw[::2], raw[1::2], strict=True)}
+    rows = sorted(window_rows(WindowSums(domain, window_s, zone_id, start_ms, sums, distinct), metric), key=_metric)
+    return len(rows), orjson.dumps(rows, option=orjson.OPT_UTC_Z)[1:-1]
+
+
+def _metric(row: dict[str, Any]) -> str:
+    return str(row["metric"])
+
+
+async def _fragments_json(store: WindowStore, query: AggregateQuery, limit: int) -> bytes | None:
+    """Return the page from cached window fragments, when the query names few enough windows by key (else None)."""
+    refs: list[WindowRef] = []
+    for domain in query.domains:
+        direct = await direct_refs(store, query, domain)
+        if direct is None or len(refs) + len(direct) > FRAGMENT_QUERY_MAX:
+            return None
+        refs += [(domain, z, s) for z, s in direct]
+    pieces = sorted(
+        (
+            (start_ms, domain.value, zone_id),
+            *window_fragment(domain, store.window_s, zone_id, start_ms, tuple(raw), distinct, query.metric),
+        )
+        for domain, zone_id, start_ms, raw, distinct in await store.window_replies(refs)
+    )
+    if sum(count for _, count, _ in pieces) > limit:
+        return None
+    return b'{"items":[' + b",".join(fragment for _, count, fragment in pieces if count) + b"]}"
+
+
 async def aggregate_page_json(store: WindowStore, query: AggregateQuery, limit: int) -> bytes:
     """Return the AggregatePage of query_aggregates as JSON bytes, built without a model per item."""
+    cached = await _fragments_json(store, query, limit)
+    if cached is not None:
+        return cached
     rows: list[dict[str, Any]] = []
     for domain in query.domains:
         for window in await read_windows(store, query, domain, limit):
