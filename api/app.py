@@ -17,6 +17,7 @@ from api.metrics import LatencyHistogram, RequestTimer
 from api.openapi import install_openapi
 from api.options import api_options
 from api.routes import aggregates, alerts, dashboard, drones, health, ingest, metrics, snoozes, stats, zones
+from api.services.alert_pages import PageCache
 from api.services.alert_reindex import ensure_indexed
 from api.services.ingest import Ingestor
 from api.services.metrics import AlertCountCache
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.latency = latency
         app.state.alert_counts = AlertCountCache()
         app.state.key_cache = KeyCache(options.key_cache_s)
+        app.state.alert_pages = PageCache()
         app.state.zones = ZoneIndex.from_file(settings.zones_file)
         app.state.window_stores = {
             size: WindowStore(redis, keys, size, Topics(settings.kafka.topic_namespace))

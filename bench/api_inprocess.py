@@ -102,7 +102,10 @@ def main() -> None:
         client.config_resetstat()
         asyncio.run(measure(server.url, key, now_ms, args.requests, args.profile))
         stats = sorted(client.info("commandstats").items(), key=lambda kv: -kv[1]["usec"])
-        print("redis time by command:", ", ".join(f"{k[4:]} {v['usec_per_call']:.0f} us x {v['calls']}" for k, v in stats[:6]))
+        print(
+            "redis time by command:",
+            ", ".join(f"{k[4:]} {v['usec_per_call']:.0f} us x {v['calls']}" for k, v in stats[:6]),
+        )
         client.close()
 
 

@@ -10,7 +10,7 @@ The effective status is the later of the worker's and the operator's (open < ack
 writers move the alert between facet indexes in Lua, atomically with their write: the sink in its MULTI
 (INDEX_ALERTS), the operator actions in their script (api.services.lifecycle). Alerts written by older
 versions are indexed by REINDEX_ALERTS (api.services.alert_reindex runs it at start and whenever the
-facets hash and alert_index disagree in size).
+facets hash and alert_index disagree in size). Both raise the alerts version (api.services.alert_pages).
 """
 
 from __future__ import annotations
@@ -44,19 +44,22 @@ local function index_one(id, score, domain, severity, status, group)
 end
 """
 
-# ARGV[3..]: six values per alert (id, first_seen ms, domain, severity, processor status, kind|source_id).
+# KEYS[3]: the alerts version (raised once). ARGV[3..]: six values per alert (id, first_seen ms, domain,
+# severity, processor status, kind|source_id).
 INDEX_ALERTS = (
     INDEX_ONE
     + """
 for i = 3, #ARGV, 6 do
   index_one(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5])
 end
+redis.call('INCR', KEYS[3])
 return 0
 """
 )
 
-# KEYS[3]: alert_index. ARGV[3]: the alert JSON key prefix; ARGV[4..]: ids. Indexes each id from its stored
-# JSON (read here, so a worker's concurrent write cannot be undone by a stale copy); returns how many.
+# KEYS[3]: alert_index, KEYS[4]: the alerts version (raised if any alert was indexed). ARGV[3]: the alert
+# JSON key prefix; ARGV[4..]: ids. Indexes each id from its stored JSON (read here, so a worker's concurrent
+# write cannot be undone by a stale copy); returns how many.
 REINDEX_ALERTS = (
     INDEX_ONE
     + """
@@ -72,6 +75,7 @@ for i = 4, #ARGV do
     done = done + 1
   end
 end
+if done > 0 then redis.call('INCR', KEYS[4]) end
 return done
 """
 )
@@ -94,12 +98,12 @@ def index_alerts_args(keys: Keys, alerts: list[Alert]) -> tuple[list[str], list[
             alert.status.value,
             f"{alert.kind}|{alert.source_id}",
         ]
-    return [keys.alert_operator_states, keys.alert_facets], args
+    return [keys.alert_operator_states, keys.alert_facets, keys.alerts_version], args
 
 
 def reindex_args(keys: Keys, alert_ids: list[str]) -> tuple[list[str], list[Any]]:
     """Return the KEYS and ARGV of one REINDEX_ALERTS call for these ids."""
     return (
-        [keys.alert_operator_states, keys.alert_facets, keys.alert_index],
+        [keys.alert_operator_states, keys.alert_facets, keys.alert_index, keys.alerts_version],
         [keys.alert_facet_prefix, keys.alert_episode_prefix, keys.alert(""), *alert_ids],
     )

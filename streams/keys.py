@@ -26,6 +26,11 @@ class Keys:
         return f"{self.prefix}:alert-facets"
 
     @property
+    def alerts_version(self) -> str:
+        """Return the counter every write of an alert, its operator state or a snooze raises (API caches key on it)."""
+        return f"{self.prefix}:alerts-version"
+
+    @property
     def alert_facet_prefix(self) -> str:
         """Return the prefix of the facet indexes: `<prefix>status:domain:severity` is a sorted set like alert_index."""
         return f"{self.prefix}:alerts:"

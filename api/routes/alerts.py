@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from api.auth import require
@@ -14,8 +14,9 @@ from api.deps import CurrentPrincipal, KeysDep, OptionsDep, RedisDep, StreamRedi
 from api.exceptions import BadRequestError
 from api.models import Action, AlertCounts, AlertRead, AlertReadPage, AssignBody, HistoryEntry, NoteBody
 from api.roles import Role
+from api.services.alert_pages import alerts_page_json
 from api.services.alert_stream import alert_events, start_position
-from api.services.alerts import ACTIVE, AlertFilter, SortField, SortOrder, count_alerts, get_alert, list_alerts_json
+from api.services.alerts import ACTIVE, AlertFilter, SortField, SortOrder, count_alerts, get_alert
 from api.services.lifecycle import act, history
 from streams.models import AlertStatus, Domain, Severity
 
@@ -72,6 +73,7 @@ def _active_by_default(flt: AlertFilter) -> AlertFilter:
 
 @router.get("", response_model=AlertReadPage)
 async def alerts(
+    request: Request,
     redis: RedisDep,
     keys: KeysDep,
     options: OptionsDep,
@@ -82,8 +84,9 @@ async def alerts(
     cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
 ) -> Response:
     """List alerts (default: active ones, newest first)."""
-    # The rows are AlertRead models already (their JSON cached with them), so FastAPI's validation is skipped.
-    page = await list_alerts_json(redis, keys, options, _active_by_default(flt), limit, cursor, sort, order)
+    # Written as JSON by the service (rows' JSON cached with them), so FastAPI's validation is skipped.
+    cache = request.app.state.alert_pages
+    page = await alerts_page_json(redis, keys, options, cache, _active_by_default(flt), limit, cursor, sort, order)
     return Response(page, media_type="application/json")
 
 

@@ -11,14 +11,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
-import orjson
 from redis.asyncio import Redis
 
 from api.exceptions import BadCursorError, NotFoundError
 from api.models import AlertCounts, AlertRead, AlertReadPage
 from api.options import ApiOptions
 from api.services.alert_index_read import MergedIndexes
-from api.services.alert_view import AlertReader, epoch_ms, rows_json
+from api.services.alert_view import AlertReader, epoch_ms
 from streams.keys import Keys
 from streams.models import AlertStatus, Domain, Severity
 
@@ -197,10 +196,11 @@ async def list_alerts(
     cursor: str | None,
     sort: SortField = SortField.first_seen,
     order: SortOrder = SortOrder.desc,
+    reader: AlertReader | None = None,
 ) -> AlertReadPage:
     """Return up to `limit` matching rows in the asked order and the cursor of the next page."""
     after = _parse_cursor(cursor) if cursor else None
-    reader = new_reader(client, keys, options, flt)
+    reader = reader or new_reader(client, keys, options, flt)
     desc = order == SortOrder.desc
     if sort == SortField.first_seen:
         return await _scan_by_first_seen(reader, flt, desc, limit, after)
@@ -209,21 +209,6 @@ async def list_alerts(
     page = rows[:limit]
     more = len(rows) > limit
     return AlertReadPage(items=page, next_cursor=_cursor(sort_key(page[-1], sort)) if more else None)
-
-
-async def list_alerts_json(
-    client: Redis,
-    keys: Keys,
-    options: ApiOptions,
-    flt: AlertFilter,
-    limit: int,
-    cursor: str | None,
-    sort: SortField = SortField.first_seen,
-    order: SortOrder = SortOrder.desc,
-) -> bytes:
-    """Return list_alerts' AlertReadPage as JSON bytes (the same bytes as its model_dump_json)."""
-    page = await list_alerts(client, keys, options, flt, limit, cursor, sort, order)
-    return b'{"items":' + rows_json(page.items) + b',"next_cursor":' + orjson.dumps(page.next_cursor) + b"}"
 
 
 async def count_alerts(client: Redis, keys: Keys, options: ApiOptions, flt: AlertFilter) -> AlertCounts:

@@ -18,7 +18,7 @@ from processors.sink import ALERT_EVENTS_MAX
 from streams.keys import Keys
 from streams.models import Alert, AlertStatus
 
-# KEYS: alert JSON, operator states hash, history list, change stream, facets hash, alert index.
+# KEYS: alert JSON, operator states hash, history list, change stream, facets hash, alert index, alerts version.
 # ARGV: alert id, action, value, who, at (ISO 8601), stream max length, facet index prefix.
 # A change of the effective status moves the alert to its new facet index (processors.alert_index).
 # Returns {outcome, effective status before}: outcome is applied, same (nothing to do), conflict or missing.
@@ -66,6 +66,7 @@ local entry = {action = action, by = ARGV[4], at = ARGV[5], status = after}
 if value ~= '' then entry['value'] = value end
 redis.call('RPUSH', KEYS[3], cjson.encode(entry))
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'id', ARGV[1], 'by', 'operator')
+redis.call('INCR', KEYS[7])
 return {'applied', current}
 """
 
@@ -76,13 +77,14 @@ async def act(client: Redis, keys: Keys, alert_id: str, action: Action, by: str,
     """Apply an operator action; return False if it changed nothing, raise ConflictError if illegal."""
     outcome, current = await client.eval(  # type: ignore[misc]
         OPERATOR_ACTION,
-        6,
+        7,
         keys.alert(alert_id),
         keys.alert_operator_states,
         keys.alert_history(alert_id),
         keys.alert_events,
         keys.alert_facets,
         keys.alert_index,
+        keys.alerts_version,
         alert_id,
         action.value,
         value,

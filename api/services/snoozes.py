@@ -29,7 +29,10 @@ async def create_snooze(client: Redis, keys: Keys, request: SnoozeCreate, by: st
         by=by,
         created_at=now,
     )
-    await client.hset(keys.snoozes, snooze.id, snooze.model_dump_json())  # type: ignore[misc]
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.hset(keys.snoozes, snooze.id, snooze.model_dump_json())
+        pipe.incr(keys.alerts_version)  # cached alert lists hid nothing of it yet
+        await pipe.execute()
     return snooze
 
 
@@ -51,6 +54,7 @@ async def delete_snooze(client: Redis, keys: Keys, snooze_id: str) -> None:
     """End a snooze now, or raise NotFoundError."""
     if not SNOOZE_ID.match(snooze_id) or not await client.hdel(keys.snoozes, snooze_id):  # type: ignore[misc]
         raise NotFoundError(f"no snooze with id {snooze_id!r}; GET /snoozes lists the active ones")
+    await client.incr(keys.alerts_version)  # cached alert lists hid its alerts
 
 
 def snoozed_until(snoozes: list[Snooze], alert: Alert) -> datetime | None:

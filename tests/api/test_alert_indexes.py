@@ -6,7 +6,7 @@ Alerts have no expiry (no TTL, never removed from alert_index), so there is no e
 from __future__ import annotations
 
 import random
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.roles import Role
+from api.services.alert_pages import PageCache
 from api.services.flapping import flapping_ids, folded_into
 from streams.codec import encode
 from streams.keys import Keys
@@ -206,3 +207,35 @@ def test_alerts_written_without_indexes_are_indexed_at_start_and_on_read(setting
         assert [a["id"] for a in rows.json()["items"]] == ["late-1", "old-29", "old-28", "old-27", "old-26"]
         assert_indexes_exact(settings)
     client.close()
+
+
+def test_a_kept_answer_is_never_served_after_a_change(operator: TestClient, settings: Settings) -> None:
+    def ids() -> list[tuple[str, str]]:
+        return [(a["id"], a["status"]) for a in operator.get("/alerts", params={"limit": 10}).json()["items"]]
+
+    write_alerts(settings, make_alert("c1", minutes_ago=20, source_id="c-1"))
+    assert ids() == ids() == [("c1", "open")]
+    write_alerts(settings, make_alert("c2", minutes_ago=10, source_id="c-2"))  # the worker
+    assert ids() == [("c2", "open"), ("c1", "open")]
+    operator.post("/alerts/c1/ack")  # an operator
+    assert ids() == [("c2", "open"), ("c1", "acknowledged")]
+    snooze = operator.post("/snoozes", json={"kind": "congestion", "source_id": "c-2", "minutes": 5}).json()
+    assert ids() == [("c1", "acknowledged")]
+    operator.delete(f"/snoozes/{snooze['id']}")
+    assert ids() == [("c2", "open"), ("c1", "acknowledged")]
+    keys = Keys(settings.redis.key_prefix)
+    client = redis.Redis.from_url(settings.redis.url.get_secret_value())
+    legacy = make_alert("c3", minutes_ago=5, source_id="c-3")
+    client.set(keys.alert("c3"), encode(legacy))  # an older worker: no index, no version
+    client.zadd(keys.alert_index, {"c3": int(legacy.first_seen.timestamp() * 1000)})
+    client.close()
+    assert ids() == [("c3", "open"), ("c2", "open"), ("c1", "acknowledged")]
+
+
+def test_a_kept_answer_ends_with_its_version_and_at_the_first_snooze_end() -> None:
+    cache = PageCache()
+    end = datetime(2030, 1, 1, tzinfo=UTC)
+    cache.put(("q",), 7, end, b"page")
+    assert cache.get(("q",), 7, end - timedelta(seconds=1)) == b"page"
+    assert cache.get(("q",), 7, end) is None  # a snooze ended: its alerts show again
+    assert cache.get(("q",), 8, end - timedelta(seconds=1)) is None  # something was written
