@@ -30,7 +30,9 @@ from citystream.servers import RedisServer, free_port  # noqa: E402
 from streams.keys import Keys  # noqa: E402
 
 
-async def measure(redis_url: str, key: str, now_ms: int, requests: int, profile: str | None) -> None:
+async def measure(
+    redis_url: str, key: str, now_ms: int, requests: int, profile: str | None, page_cache: bool = True
+) -> None:
     """Call each endpoint `requests` times in a row; print ms per request and the ratio to the trivial one."""
     from api.app import create_app
     from streams.settings import KafkaSettings, RedisSettings, Settings
@@ -51,6 +53,10 @@ async def measure(redis_url: str, key: str, now_ms: int, requests: int, profile:
     costs: dict[str, float] = {}
     cpu_costs: dict[str, float] = {}
     async with app.router.lifespan_context(app):
+        if not page_cache:
+            from api.services.alert_pages import PageCache
+
+            app.state.alert_pages = PageCache(max_entries=0)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench", headers=headers) as client:
             for name, path in endpoint_paths(now_ms).items():
@@ -85,6 +91,7 @@ def main() -> None:
     parser.add_argument("--alerts", type=int, default=100_000)
     parser.add_argument("--windows", type=int, default=200_000)
     parser.add_argument("--profile", help="print a pyinstrument profile of the endpoint whose name contains this")
+    parser.add_argument("--no-page-cache", action="store_true", help="compute every /alerts page, as if alerts changed")
     args = parser.parse_args()
     from api.auth import create_key
     from api.roles import Role
@@ -100,7 +107,7 @@ def main() -> None:
         client.close()
         client = redis.Redis.from_url(server.url)
         client.config_resetstat()
-        asyncio.run(measure(server.url, key, now_ms, args.requests, args.profile))
+        asyncio.run(measure(server.url, key, now_ms, args.requests, args.profile, not args.no_page_cache))
         stats = sorted(client.info("commandstats").items(), key=lambda kv: -kv[1]["usec"])
         print(
             "redis time by command:",

@@ -29,6 +29,7 @@ CACHE_ENTRIES = 256
 class PageCache:
     """Answers of GET /alerts by query: (alerts version, valid until, JSON)."""
 
+    max_entries: int = CACHE_ENTRIES
     entries: dict[tuple[Any, ...], tuple[int, datetime | None, bytes]] = dataclasses.field(default_factory=dict)
 
     def get(self, key: tuple[Any, ...], version: int, now: datetime) -> bytes | None:
@@ -39,8 +40,10 @@ class PageCache:
         return entry[2]
 
     def put(self, key: tuple[Any, ...], version: int, until: datetime | None, body: bytes) -> None:
-        """Keep an answer, forgetting the oldest past CACHE_ENTRIES."""
-        if len(self.entries) >= CACHE_ENTRIES:
+        """Keep an answer, forgetting the oldest past max_entries (0: keep none)."""
+        if self.max_entries <= 0:
+            return
+        if len(self.entries) >= self.max_entries:
             del self.entries[next(iter(self.entries))]
         self.entries[key] = (version, until, body)
 
