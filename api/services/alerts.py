@@ -1,8 +1,10 @@
 """List, count and read alerts: filters, folding of flapping ones, sorting and cursor pagination.
 
-Sorting by first_seen walks the alert index and stops at the page's end. Sorting by last_seen or
-severity must read every alert the filters may match (up to SCAN_LIMIT), then sorts them in memory.
-A cursor names the last row's sort key, so pages stay stable while alerts are added.
+Candidates come from the facet indexes (effective status x domain x severity, processors.alert_index) the
+filters select, merged by first_seen; the other filters are checked on the alerts read. Sorting by
+first_seen reads a chunk at a time and stops at the page's end. Sorting by last_seen or severity must
+read every candidate (up to SCAN_LIMIT), then sorts them in memory. A cursor names the last row's sort
+key, so pages stay stable while alerts are added.
 """
 
 from __future__ import annotations
@@ -228,7 +230,3 @@ async def get_alert(client: Redis, keys: Keys, options: ApiOptions, alert_id: st
         raise NotFoundError(f"no alert with id {alert_id!r}")
     await reader.ensure_episodes([alert])
     return reader.with_flapping(alert)
-
-
-def _text(member: bytes | str) -> str:
-    return member.decode() if isinstance(member, bytes) else member
