@@ -32,6 +32,26 @@ for i = 1, #ARGV do
 end
 return out
 """
+# The windows of whole series (one zone, consecutive starts) without a key each on the wire: ARGV holds five
+# values per series (hash key head, members key head or '', first start ms, count, step ms) and the script
+# builds the keys (fine on the standalone Redis citystream uses; Redis Cluster would need them declared).
+# Returns what WINDOW_SUMS returns, series after series, oldest window first.
+SERIES_SUMS = """
+local out = {}
+for i = 1, #ARGV, 5 do
+  local head, members = ARGV[i], ARGV[i + 1]
+  local first, count, step = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
+  for k = 0, count - 1 do
+    local start = string.format('%d', first + k * step)
+    local sums = redis.call('HGETALL', head .. start)
+    local distinct = 0
+    if members ~= '' and #sums > 0 then distinct = redis.call('SCARD', members .. start) end
+    out[#out + 1] = sums
+    out[#out + 1] = distinct
+  end
+end
+return out
+"""
 SUMS_CHUNK = 1000  # windows one script call reads, so no call holds Redis long
 
 
@@ -48,6 +68,7 @@ class WindowStore:
         self.keys = keys
         self.window_s = window_s
         self._sums_script = redis.register_script(WINDOW_SUMS)
+        self._series_script = redis.register_script(SERIES_SUMS)
 
     async def window_refs(
         self,
@@ -106,6 +127,31 @@ class WindowStore:
             for i, (domain, zone_id, start_ms) in enumerate(part):
                 if replies[2 * i]:
                     out.append((domain, zone_id, start_ms, replies[2 * i], int(replies[2 * i + 1])))
+        return out
+
+    async def series_replies(
+        self, series: list[tuple[Domain, str, int, int]]
+    ) -> list[tuple[Domain, str, int, list[bytes], int]]:
+        """Return window_replies for whole series (domain, zone, first start ms, count) in one script call."""
+        step = self.window_s * 1000
+        args: list[str | int] = []
+        for domain, zone_id, first, count in series:
+            members = domain in HAS_MEMBERS
+            args += [
+                self.keys.window_series(domain.value, self.window_s, zone_id),
+                self.keys.window_members_series(domain.value, self.window_s, zone_id) if members else "",
+                first,
+                count,
+                step,
+            ]
+        replies = await self._series_script(args=args)
+        out = []
+        i = 0
+        for domain, zone_id, first, count in series:
+            for k in range(count):
+                if replies[2 * i]:
+                    out.append((domain, zone_id, first + k * step, replies[2 * i], int(replies[2 * i + 1])))
+                i += 1
         return out
 
     async def aggregates(self, domain: Domain, refs: Iterable[tuple[str, int]]) -> list[Aggregate]:

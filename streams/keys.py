@@ -55,11 +55,19 @@ class Keys:
 
     def window(self, domain: str, window_s: int, zone_id: str, start_ms: int) -> str:
         """Return the hash of one zone window's integer sums."""
-        return f"{self.prefix}:agg:{domain}:{window_s}:{zone_id}:{start_ms}"
+        return f"{self.window_series(domain, window_s, zone_id)}{start_ms}"
+
+    def window_series(self, domain: str, window_s: int, zone_id: str) -> str:
+        """Return what the window hash keys of one zone and size start with (the window's start ms follows)."""
+        return f"{self.prefix}:agg:{domain}:{window_s}:{zone_id}:"
 
     def window_members(self, domain: str, window_s: int, zone_id: str, start_ms: int) -> str:
         """Return the set of distinct sources counted in one zone window."""
-        return f"{self.prefix}:aggset:{domain}:{window_s}:{zone_id}:{start_ms}"
+        return f"{self.window_members_series(domain, window_s, zone_id)}{start_ms}"
+
+    def window_members_series(self, domain: str, window_s: int, zone_id: str) -> str:
+        """Return what the members set keys of one zone and size start with (the window's start ms follows)."""
+        return f"{self.prefix}:aggset:{domain}:{window_s}:{zone_id}:"
 
     def window_index(self, domain: str, window_s: int) -> str:
         """Return the sorted set of `zone|start_ms` windows scored by start_ms."""

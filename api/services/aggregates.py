@@ -21,7 +21,7 @@ from api.models import ZoneAggregate
 from geo.grid import cell_bounds, parse_cell_id
 from processors.alerts import ms_to_dt
 from processors.metrics import METRICS, WindowSums, combine_windows, window_aggregates
-from processors.windows import WindowRef, WindowStore, parse_time
+from processors.windows import WindowStore, parse_time
 from streams.models import Aggregate, Corridor, Domain
 
 DIRECT_MAX = 50_000  # windows a zone list may name by key in one query; larger ranges read the index
@@ -43,24 +43,34 @@ class AggregateQuery:
 
 async def direct_refs(store: WindowStore, query: AggregateQuery, domain: Domain) -> list[tuple[str, int]] | None:
     """Return the windows a query naming its zones may hold, by key, oldest first (None: read the index instead)."""
+    span = await direct_span(store, query, domain)
+    if span is None:
+        return None
+    first, count = span
+    step = store.window_s * 1000
+    zones = sorted(query.zones or ())
+    return [(z, first + i * step) for i in range(count) for z in zones]
+
+
+async def direct_span(store: WindowStore, query: AggregateQuery, domain: Domain) -> tuple[int, int] | None:
+    """Return the first window start and how many windows each named zone may hold (None: read the index)."""
     if query.zones is None:
         return None
     if not query.zones:
-        return []
+        return 0, 0
     lo = -math.inf if query.start_ms is None else query.start_ms
     hi = math.inf if query.end_ms is None else query.end_ms
     step = store.window_s * 1000
     if math.isinf(lo) or math.isinf(hi):
         span = await store.span(domain)
         if span is None:
-            return []
+            return 0, 0
         lo, hi = max(lo, span[0]), min(hi, span[1] + 1)
     first = math.ceil(lo / step) * step
     count = max(0, math.ceil((hi - first) / step))
     if count * len(query.zones) > DIRECT_MAX:
         return None
-    zones = sorted(query.zones)
-    return [(z, first + i * step) for i in range(count) for z in zones]
+    return int(first), count
 
 
 async def read_windows(store: WindowStore, query: AggregateQuery, domain: Domain, most: int) -> list[WindowSums]:
@@ -135,18 +145,22 @@ def _metric(row: dict[str, Any]) -> str:
 
 async def _fragments_json(store: WindowStore, query: AggregateQuery, limit: int) -> bytes | None:
     """Return the page from cached window fragments, when the query names few enough windows by key (else None)."""
-    refs: list[WindowRef] = []
+    series: list[tuple[Domain, str, int, int]] = []
+    windows = 0
     for domain in query.domains:
-        direct = await direct_refs(store, query, domain)
-        if direct is None or len(refs) + len(direct) > FRAGMENT_QUERY_MAX:
+        span = await direct_span(store, query, domain)
+        if span is None:
             return None
-        refs += [(domain, z, s) for z, s in direct]
+        windows += span[1] * len(query.zones or ())
+        if windows > FRAGMENT_QUERY_MAX:
+            return None
+        series += [(domain, zone_id, span[0], span[1]) for zone_id in sorted(query.zones or ()) if span[1]]
     pieces = sorted(
         (
             (start_ms, domain.value, zone_id),
             *window_fragment(domain, store.window_s, zone_id, start_ms, tuple(raw), distinct, query.metric),
         )
-        for domain, zone_id, start_ms, raw, distinct in await store.window_replies(refs)
+        for domain, zone_id, start_ms, raw, distinct in await store.series_replies(series)
     )
     if sum(count for _, count, _ in pieces) > limit:
         return None
