@@ -27,7 +27,7 @@ from streams.models import Aggregate, Corridor, Domain
 DIRECT_MAX = 50_000  # windows a zone list may name by key in one query; larger ranges read the index
 GROUP_MAX = 200_000  # windows one group_by/top query may combine
 FRAGMENT_QUERY_MAX = 2000  # windows a query may name to be served from cached window JSON in one read
-FRAGMENT_CACHE_SIZE = 50_000  # windows' JSON kept, by their sums (a closed window's never change)
+FRAGMENT_CACHE_SIZE = 20_000  # windows' JSON kept, by their sums (a closed window's never change)
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ def effective_status(processor: AlertStatus, operator: AlertStatus | None) -> Al
     return operator
 
 
-ROW_CACHE_SIZE = 20_000  # stored rows kept parsed, by their bytes (about 20 MB at most)
+ROW_CACHE_SIZE = 10_000  # stored rows kept parsed (and their JSON), by their bytes
 
 
 _ROW_JSON: dict[int, tuple[AlertRead, bytes]] = {}  # id(stored row) -> (that row, its JSON)
