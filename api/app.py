@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import RedisError
 
+from api.auth import KeyCache
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.metrics import LatencyHistogram, RequestTimer
 from api.openapi import install_openapi
 from api.options import api_options
 from api.routes import aggregates, alerts, dashboard, drones, health, ingest, metrics, snoozes, stats, zones
+from api.services.alert_pages import PageCache
+from api.services.alert_reindex import ensure_indexed
 from api.services.ingest import Ingestor
 from api.services.metrics import AlertCountCache
 from geo.zones import ZoneIndex
@@ -22,7 +27,16 @@ from streams.keys import Keys
 from streams.settings import Settings
 from streams.topics import Topics
 
+log = logging.getLogger(__name__)
 REDIS_POOL_SIZE = 64  # connections one API process holds to Redis at most
+
+
+async def _index_alerts(redis: Redis, keys: Keys) -> None:
+    """Index alerts older versions wrote; with Redis down, the first request that can reach it does."""
+    try:
+        await ensure_indexed(redis, keys)
+    except RedisError as exc:
+        log.warning('alert indexes not checked at start error="%s"; the first alert request will', exc)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -59,6 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.keys = keys
         app.state.latency = latency
         app.state.alert_counts = AlertCountCache()
+        app.state.key_cache = KeyCache(options.key_cache_s)
+        app.state.alert_pages = PageCache()
         app.state.zones = ZoneIndex.from_file(settings.zones_file)
         app.state.window_stores = {
             size: WindowStore(redis, keys, size, Topics(settings.kafka.topic_namespace))
@@ -71,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             redis, keys, settings.worker.window_seconds, Topics(settings.kafka.topic_namespace)
         )
         app.state.ingestor = Ingestor(settings)
+        await _index_alerts(redis, keys)
         try:
             yield
         finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -77,7 +78,7 @@ def list_keys(client: redis.Redis, keys: Keys) -> list[ApiKey]:
 
 
 def revoke_key(client: redis.Redis, keys: Keys, name: str) -> ApiKey:
-    """Revoke the key of this name: it answers 401 from the next request on."""
+    """Revoke the key of this name: it answers 401 once the API's key cache forgets it (CITY_API__KEY_CACHE_S)."""
     raw = client.hget(keys.api_key_names, name)
     if raw is None:
         raise NotFoundError(f"no key named {name!r}; `citystream keys list` shows them")
@@ -104,15 +105,50 @@ def presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
-async def authenticate(client: Redis, keys: Keys, token: str | None) -> Principal:
-    """Return who holds this key, or raise UnauthorizedError."""
+class KeyCache:
+    """Keys checked recently, by digest, trusted for `ttl_s` without asking Redis (so a revoked key works that long).
+
+    Only known keys are kept (an unknown key is asked about every time), at most MAX_ENTRIES of them.
+    """
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._entries: dict[str, tuple[Principal, float]] = {}
+
+    def get(self, key_digest: str) -> Principal | None:
+        """Return the principal of a key checked less than ttl_s ago, if any."""
+        entry = self._entries.get(key_digest)
+        if entry is None or entry[1] <= time.monotonic():
+            return None
+        return entry[0]
+
+    def put(self, key_digest: str, principal: Principal) -> None:
+        """Remember a key found in Redis."""
+        if self.ttl_s <= 0:
+            return
+        if len(self._entries) >= self.MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[key_digest] = (principal, time.monotonic() + self.ttl_s)
+
+
+async def authenticate(client: Redis, keys: Keys, token: str | None, cache: KeyCache | None = None) -> Principal:
+    """Return who holds this key (from the cache if checked within its ttl), or raise UnauthorizedError."""
     if not token:
         raise UnauthorizedError("no API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`")
-    raw = await client.hget(keys.api_keys, digest(token))
+    key_digest = digest(token)
+    cached = cache.get(key_digest) if cache is not None else None
+    if cached is not None:
+        return cached
+    raw = await client.hget(keys.api_keys, key_digest)
     if raw is None:
         raise UnauthorizedError("unknown or revoked API key; ask an admin for one (`citystream keys create`)")
     record = ApiKey.model_validate_json(raw)
-    return Principal(name=record.name, role=record.role)
+    principal = Principal(name=record.name, role=record.role)
+    if cache is not None:
+        cache.put(key_digest, principal)
+    return principal
 
 
 def require(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
@@ -125,7 +161,7 @@ def require(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
         if not state.options.auth_enabled:
             principal = Principal(name=ANONYMOUS, role=Role.admin)
         else:
-            principal = await authenticate(state.redis, state.keys, presented_key(request))
+            principal = await authenticate(state.redis, state.keys, presented_key(request), state.key_cache)
             if principal.role not in allowed:
                 raise ForbiddenError(
                     f"this route needs role {needed}; key {principal.name!r} has role {principal.role}"

@@ -16,6 +16,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
+from processors.alert_index import INDEX_ALERTS, first_seen_ms, index_alerts_args
 from processors.outcome import BatchOutcome
 from streams.codec import encode
 from streams.keys import Keys
@@ -251,10 +252,14 @@ class RedisSink:
             pipe.eval(SET_ADD_MANY, len(set_keys), *set_keys, *set_args)
         for window_s, members_by_ref in index.items():
             pipe.zadd(keys.window_index(domain, window_s), members_by_ref)
-        for alert in [*outcome.alerts.values(), *extra_alerts]:
+        alerts = [*outcome.alerts.values(), *extra_alerts]
+        for alert in alerts:
             pipe.set(keys.alert(alert.id), encode(alert))
-            pipe.zadd(keys.alert_index, {alert.id: int(alert.first_seen.timestamp() * 1000)})
+            pipe.zadd(keys.alert_index, {alert.id: first_seen_ms(alert)})
             pipe.xadd(keys.alert_events, {"id": alert.id, "by": "processor"}, maxlen=ALERT_EVENTS_MAX, approximate=True)
+        if alerts:
+            index_keys, index_args = index_alerts_args(keys, alerts)
+            pipe.eval(INDEX_ALERTS, len(index_keys), *index_keys, *index_args)
         watch = {sid: ms for sid, ms in outcome.silence_watch.items() if ms is not None}
         unwatch = [sid for sid, ms in outcome.silence_watch.items() if ms is None]
         if watch:

@@ -13,6 +13,50 @@ from streams.keys import Keys
 from streams.models import Aggregate, Domain
 from streams.topics import Topics
 
+# KEYS: window hashes, each followed by its members set when its ARGV flag is '1'; ARGV: one flag per window.
+# Returns, per window, its HGETALL reply and its members' SCARD (0 without members): one round trip for many windows.
+WINDOW_SUMS = """
+local out = {}
+local k = 1
+for i = 1, #ARGV do
+  local sums = redis.call('HGETALL', KEYS[k])
+  local distinct = 0
+  if ARGV[i] == '1' then
+    if #sums > 0 then distinct = redis.call('SCARD', KEYS[k + 1]) end
+    k = k + 2
+  else
+    k = k + 1
+  end
+  out[#out + 1] = sums
+  out[#out + 1] = distinct
+end
+return out
+"""
+# The windows of whole series (one zone, consecutive starts) without a key each on the wire: ARGV holds five
+# values per series (hash key head, members key head or '', first start ms, count, step ms) and the script
+# builds the keys (fine on the standalone Redis citystream uses; Redis Cluster would need them declared).
+# Returns what WINDOW_SUMS returns, series after series, oldest window first.
+SERIES_SUMS = """
+local out = {}
+for i = 1, #ARGV, 5 do
+  local head, members = ARGV[i], ARGV[i + 1]
+  local first, count, step = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
+  for k = 0, count - 1 do
+    local start = string.format('%d', first + k * step)
+    local sums = redis.call('HGETALL', head .. start)
+    local distinct = 0
+    if members ~= '' and #sums > 0 then distinct = redis.call('SCARD', members .. start) end
+    out[#out + 1] = sums
+    out[#out + 1] = distinct
+  end
+end
+return out
+"""
+SUMS_CHUNK = 1000  # windows one script call reads, so no call holds Redis long
+
+
+WindowRef = tuple[Domain, str, int]  # domain, zone or group id, window start ms
+
 
 class WindowStore:
     """Reader of the per-zone window sums the workers commit."""
@@ -23,6 +67,8 @@ class WindowStore:
         self.topics = topics
         self.keys = keys
         self.window_s = window_s
+        self._sums_script = redis.register_script(WINDOW_SUMS)
+        self._series_script = redis.register_script(SERIES_SUMS)
 
     async def window_refs(
         self,
@@ -57,25 +103,55 @@ class WindowStore:
 
     async def window_sums(self, domain: Domain, refs: Iterable[tuple[str, int]]) -> list[WindowSums]:
         """Return the integer sums (and distinct members) of the given windows; absent or expired ones are left out."""
-        refs = list(refs)
-        if not refs:
-            return []
-        members = domain in HAS_MEMBERS
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for zone_id, start_ms in refs:
-                pipe.hgetall(self.keys.window(domain.value, self.window_s, zone_id, start_ms))
-                if members:
-                    pipe.scard(self.keys.window_members(domain.value, self.window_s, zone_id, start_ms))
-            replies = await pipe.execute()
-        step = 2 if members else 1
         out = []
-        for i, (zone_id, start_ms) in enumerate(refs):
-            raw = replies[i * step]
-            if not raw:
-                continue
-            sums = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
-            distinct = int(replies[i * step + 1]) if members else 0
-            out.append(WindowSums(domain, self.window_s, zone_id, start_ms, sums, distinct))
+        for window_domain, zone_id, start_ms, raw, distinct in await self.window_replies(
+            [(domain, z, s) for z, s in refs]
+        ):
+            sums = {_text(raw[j]): int(raw[j + 1]) for j in range(0, len(raw), 2)}
+            out.append(WindowSums(window_domain, self.window_s, zone_id, start_ms, sums, distinct))
+        return out
+
+    async def window_replies(self, refs: list[WindowRef]) -> list[tuple[Domain, str, int, list[bytes], int]]:
+        """Return each present window's HGETALL reply (field, value, ...) and distinct members, in the refs' order."""
+        out = []
+        for chunk in range(0, len(refs), SUMS_CHUNK):
+            part = refs[chunk : chunk + SUMS_CHUNK]
+            window_keys: list[str] = []
+            flags: list[str] = []
+            for domain, zone_id, start_ms in part:
+                window_keys.append(self.keys.window(domain.value, self.window_s, zone_id, start_ms))
+                flags.append("1" if domain in HAS_MEMBERS else "0")
+                if domain in HAS_MEMBERS:
+                    window_keys.append(self.keys.window_members(domain.value, self.window_s, zone_id, start_ms))
+            replies = await self._sums_script(keys=window_keys, args=flags)
+            for i, (domain, zone_id, start_ms) in enumerate(part):
+                if replies[2 * i]:
+                    out.append((domain, zone_id, start_ms, replies[2 * i], int(replies[2 * i + 1])))
+        return out
+
+    async def series_replies(
+        self, series: list[tuple[Domain, str, int, int]]
+    ) -> list[tuple[Domain, str, int, list[bytes], int]]:
+        """Return window_replies for whole series (domain, zone, first start ms, count) in one script call."""
+        step = self.window_s * 1000
+        args: list[str | int] = []
+        for domain, zone_id, first, count in series:
+            members = domain in HAS_MEMBERS
+            args += [
+                self.keys.window_series(domain.value, self.window_s, zone_id),
+                self.keys.window_members_series(domain.value, self.window_s, zone_id) if members else "",
+                first,
+                count,
+                step,
+            ]
+        replies = await self._series_script(args=args)
+        out = []
+        i = 0
+        for domain, zone_id, first, count in series:
+            for k in range(count):
+                if replies[2 * i]:
+                    out.append((domain, zone_id, first + k * step, replies[2 * i], int(replies[2 * i + 1])))
+                i += 1
         return out
 
     async def aggregates(self, domain: Domain, refs: Iterable[tuple[str, int]]) -> list[Aggregate]:
@@ -136,3 +212,7 @@ class WindowStore:
 def parse_time(value: datetime | None) -> float | None:
     """Return epoch ms of an optional datetime."""
     return None if value is None else value.timestamp() * 1000
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

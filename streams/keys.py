@@ -21,17 +21,53 @@ class Keys:
         return f"{self.prefix}:alerts"
 
     @property
+    def alert_facets(self) -> str:
+        """Return the hash of alert id -> `status:domain:severity|kind|source_id`: its facet and episode indexes."""
+        return f"{self.prefix}:alert-facets"
+
+    @property
+    def alerts_version(self) -> str:
+        """Return the counter every write of an alert, its operator state or a snooze raises (API caches key on it)."""
+        return f"{self.prefix}:alerts-version"
+
+    @property
+    def alert_facet_prefix(self) -> str:
+        """Return the prefix of the facet indexes: `<prefix>status:domain:severity` is a sorted set like alert_index."""
+        return f"{self.prefix}:alerts:"
+
+    def alert_facet_index(self, status: str, domain: str, severity: str) -> str:
+        """Return the sorted set of the ids of alerts of one effective status, domain and severity, by first_seen."""
+        return f"{self.alert_facet_prefix}{status}:{domain}:{severity}"
+
+    @property
+    def alert_episode_prefix(self) -> str:
+        """Return the prefix of the per rule+source episode indexes."""
+        return f"{self.prefix}:alert-episodes:"
+
+    def alert_episodes(self, kind: str, source_id: str) -> str:
+        """Return the sorted set of the ids of one rule's alerts at one source, by first_seen (flapping reads it)."""
+        return f"{self.alert_episode_prefix}{kind}|{source_id}"
+
+    @property
     def alert_events(self) -> str:
         """Return the stream of alert changes (processor updates and operator actions), for live push and resume."""
         return f"{self.prefix}:alert-events"
 
     def window(self, domain: str, window_s: int, zone_id: str, start_ms: int) -> str:
         """Return the hash of one zone window's integer sums."""
-        return f"{self.prefix}:agg:{domain}:{window_s}:{zone_id}:{start_ms}"
+        return f"{self.window_series(domain, window_s, zone_id)}{start_ms}"
+
+    def window_series(self, domain: str, window_s: int, zone_id: str) -> str:
+        """Return what the window hash keys of one zone and size start with (the window's start ms follows)."""
+        return f"{self.prefix}:agg:{domain}:{window_s}:{zone_id}:"
 
     def window_members(self, domain: str, window_s: int, zone_id: str, start_ms: int) -> str:
         """Return the set of distinct sources counted in one zone window."""
-        return f"{self.prefix}:aggset:{domain}:{window_s}:{zone_id}:{start_ms}"
+        return f"{self.window_members_series(domain, window_s, zone_id)}{start_ms}"
+
+    def window_members_series(self, domain: str, window_s: int, zone_id: str) -> str:
+        """Return what the members set keys of one zone and size start with (the window's start ms follows)."""
+        return f"{self.prefix}:aggset:{domain}:{window_s}:{zone_id}:"
 
     def window_index(self, domain: str, window_s: int) -> str:
         """Return the sorted set of `zone|start_ms` windows scored by start_ms."""

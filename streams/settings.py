@@ -260,6 +260,13 @@ class ApiSettings(BaseModel):
     ingest_timeout_s: float = Field(15.0, gt=0)
     health_timeout_s: float = Field(2.0, gt=0)
     auth_enabled: bool = Field(True, description="require an API key (off only for local experiments)")
+    key_cache_s: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="how long a checked API key is trusted without asking Redis (a revoked key "
+        "keeps working this long at most); 0: ask on every request",
+    )
     ingest_rate: dict[str, RateLimit] = Field(
         default_factory=lambda: {
             "gateway": RateLimit(per_s=50, burst=100),

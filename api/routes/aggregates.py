@@ -16,7 +16,13 @@ from api.exceptions import BadRequestError, UnknownMetricError, UnknownWindowErr
 from api.models import ZoneAggregate, ZoneAggregatePage
 from api.roles import Role
 from api.services.aggregate_formats import to_csv, to_geojson
-from api.services.aggregates import AggregateQuery, query_aggregates, query_by_zone, query_corridors
+from api.services.aggregates import (
+    AggregateQuery,
+    aggregate_page_json,
+    query_aggregates,
+    query_by_zone,
+    query_corridors,
+)
 from geo.areas import parse_bbox, parse_polygon
 from geo.zones import ZoneIndex
 from processors.metrics import METRIC_NAMES
@@ -114,6 +120,8 @@ async def aggregates(
         items = await query_by_zone(store, query, top)
         page: AggregatePage | ZoneAggregatePage = ZoneAggregatePage(items=items)
         columns = ZONE_COLUMNS
+    elif fmt == "json":
+        return Response(await aggregate_page_json(store, query, limit), media_type="application/json")
     else:
         items = await query_aggregates(store, query, limit)
         page = AggregatePage(items=items)

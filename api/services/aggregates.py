@@ -7,10 +7,14 @@ window index is read over the range.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
+
+import orjson
 
 from api.exceptions import BadRequestError
 from api.models import ZoneAggregate
@@ -22,6 +26,8 @@ from streams.models import Aggregate, Corridor, Domain
 
 DIRECT_MAX = 50_000  # windows a zone list may name by key in one query; larger ranges read the index
 GROUP_MAX = 200_000  # windows one group_by/top query may combine
+FRAGMENT_QUERY_MAX = 2000  # windows a query may name to be served from cached window JSON in one read
+FRAGMENT_CACHE_SIZE = 20_000  # windows' JSON kept, by their sums (a closed window's never change)
 
 
 @dataclass(frozen=True)
@@ -35,24 +41,45 @@ class AggregateQuery:
     end_ms: float | None = None
 
 
+async def direct_refs(store: WindowStore, query: AggregateQuery, domain: Domain) -> list[tuple[str, int]] | None:
+    """Return the windows a query naming its zones may hold, by key, oldest first (None: read the index instead)."""
+    span = await direct_span(store, query, domain)
+    if span is None:
+        return None
+    first, count = span
+    step = store.window_s * 1000
+    zones = sorted(query.zones or ())
+    return [(z, first + i * step) for i in range(count) for z in zones]
+
+
+async def direct_span(store: WindowStore, query: AggregateQuery, domain: Domain) -> tuple[int, int] | None:
+    """Return the first window start and how many windows each named zone may hold (None: read the index)."""
+    if query.zones is None:
+        return None
+    if not query.zones:
+        return 0, 0
+    lo = -math.inf if query.start_ms is None else query.start_ms
+    hi = math.inf if query.end_ms is None else query.end_ms
+    step = store.window_s * 1000
+    if math.isinf(lo) or math.isinf(hi):
+        span = await store.span(domain)
+        if span is None:
+            return 0, 0
+        lo, hi = max(lo, span[0]), min(hi, span[1] + 1)
+    first = math.ceil(lo / step) * step
+    count = max(0, math.ceil((hi - first) / step))
+    if count * len(query.zones) > DIRECT_MAX:
+        return None
+    return int(first), count
+
+
 async def read_windows(store: WindowStore, query: AggregateQuery, domain: Domain, most: int) -> list[WindowSums]:
     """Return up to `most` windows of one domain starting in [start_ms, end_ms), oldest first."""
     lo = -math.inf if query.start_ms is None else query.start_ms
     hi = math.inf if query.end_ms is None else query.end_ms
     if query.zones is not None:
-        if not query.zones:
-            return []
-        step = store.window_s * 1000
-        if math.isinf(lo) or math.isinf(hi):
-            span = await store.span(domain)
-            if span is None:
-                return []
-            lo, hi = max(lo, span[0]), min(hi, span[1] + 1)
-        first = math.ceil(lo / step) * step
-        count = max(0, math.ceil((hi - first) / step))
-        if count * len(query.zones) <= DIRECT_MAX:
-            zones = sorted(query.zones)
-            refs = [(z, first + i * step) for i in range(count) for z in zones]
+        refs = await direct_refs(store, query, domain)
+        if refs is not None:
             windows: list[WindowSums] = []
             for chunk in range(0, len(refs), 2000):  # stop reading once `most` windows are found
                 windows += await store.window_sums(domain, refs[chunk : chunk + 2000])
@@ -73,6 +100,84 @@ async def query_aggregates(store: WindowStore, query: AggregateQuery, limit: int
             out += [a for a in window_aggregates(window) if query.metric is None or a.metric == query.metric]
     out.sort(key=lambda a: (a.window_start, a.domain, a.zone_id, a.metric))
     return out[:limit]
+
+
+def window_rows(window: WindowSums, metric: str | None = None) -> list[dict[str, Any]]:
+    """Return one window's metrics as the JSON items of an AggregatePage (Aggregate's fields, in its order)."""
+    start, end = ms_to_dt(window.start_ms), ms_to_dt(window.end_ms)
+    samples = window.sums.get("n", 0)
+    domain, zone_id = window.domain.value, window.zone_id
+    return [
+        {
+            "domain": domain,
+            "metric": name,
+            "zone_id": zone_id,
+            "window_start": start,
+            "window_end": end,
+            "value": float(value),
+            "unit": unit,
+            "samples": samples,
+        }
+        for name, (value, unit) in METRICS[window.domain](window.sums, window.distinct, window.window_s).items()
+        if metric is None or name == metric
+    ]
+
+
+@functools.lru_cache(maxsize=FRAGMENT_CACHE_SIZE)
+def window_fragment(
+    domain: Domain,
+    window_s: int,
+    zone_id: str,
+    start_ms: int,
+    raw: tuple[bytes, ...],
+    distinct: int,
+    metric: str | None,
+) -> tuple[int, bytes]:
+    """Return how many items one window gives and their JSON (comma-separated, by metric), cached by its sums."""
+    sums = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in zip(raw[::2], raw[1::2], strict=True)}
+    rows = sorted(window_rows(WindowSums(domain, window_s, zone_id, start_ms, sums, distinct), metric), key=_metric)
+    return len(rows), orjson.dumps(rows, option=orjson.OPT_UTC_Z)[1:-1]
+
+
+def _metric(row: dict[str, Any]) -> str:
+    return str(row["metric"])
+
+
+async def _fragments_json(store: WindowStore, query: AggregateQuery, limit: int) -> bytes | None:
+    """Return the page from cached window fragments, when the query names few enough windows by key (else None)."""
+    series: list[tuple[Domain, str, int, int]] = []
+    windows = 0
+    for domain in query.domains:
+        span = await direct_span(store, query, domain)
+        if span is None:
+            return None
+        windows += span[1] * len(query.zones or ())
+        if windows > FRAGMENT_QUERY_MAX:
+            return None
+        series += [(domain, zone_id, span[0], span[1]) for zone_id in sorted(query.zones or ()) if span[1]]
+    pieces = sorted(
+        (
+            (start_ms, domain.value, zone_id),
+            *window_fragment(domain, store.window_s, zone_id, start_ms, tuple(raw), distinct, query.metric),
+        )
+        for domain, zone_id, start_ms, raw, distinct in await store.series_replies(series)
+    )
+    if sum(count for _, count, _ in pieces) > limit:
+        return None
+    return b'{"items":[' + b",".join(fragment for _, count, fragment in pieces if count) + b"]}"
+
+
+async def aggregate_page_json(store: WindowStore, query: AggregateQuery, limit: int) -> bytes:
+    """Return the AggregatePage of query_aggregates as JSON bytes, built without a model per item."""
+    cached = await _fragments_json(store, query, limit)
+    if cached is not None:
+        return cached
+    rows: list[dict[str, Any]] = []
+    for domain in query.domains:
+        for window in await read_windows(store, query, domain, limit):
+            rows += window_rows(window, query.metric)
+    rows.sort(key=lambda r: (r["window_start"], r["domain"], r["zone_id"], r["metric"]))
+    return orjson.dumps({"items": rows[:limit]}, option=orjson.OPT_UTC_Z)
 
 
 async def query_by_zone(store: WindowStore, query: AggregateQuery, top: int | None = None) -> list[ZoneAggregate]:

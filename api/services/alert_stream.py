@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 
 from api.exceptions import BadRequestError
 from api.options import ApiOptions
-from api.services.alert_view import AlertReader, epoch_ms
+from api.services.alert_view import AlertReader
 from api.services.alerts import AlertFilter
 from streams.keys import Keys
 
@@ -89,10 +89,7 @@ async def alert_events(
         reader = AlertReader(client, keys, options, datetime.now(UTC))
         changed = [fields.get("id", "") for _, fields in entries]
         alerts = await reader.load(changed)
-        for alert in alerts:
-            if alert is not None:
-                first = epoch_ms(alert.first_seen)
-                await reader.ensure_context(first, first)
+        await reader.ensure_episodes([a for a in alerts if a is not None and flt.matches(a)])
         for (entry_id, fields), alert in zip(entries, alerts, strict=True):
             cursor = entry_id
             if alert is None or not flt.matches(alert):

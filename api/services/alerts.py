@@ -1,8 +1,10 @@
 """List, count and read alerts: filters, folding of flapping ones, sorting and cursor pagination.
 
-Sorting by first_seen walks the alert index and stops at the page's end. Sorting by last_seen or
-severity must read every alert the filters may match (up to SCAN_LIMIT), then sorts them in memory.
-A cursor names the last row's sort key, so pages stay stable while alerts are added.
+Candidates come from the facet indexes (effective status x domain x severity, processors.alert_index) the
+filters select, merged by first_seen; the other filters are checked on the alerts read. Sorting by
+first_seen reads a chunk at a time and stops at the page's end. Sorting by last_seen or severity must
+read every candidate (up to SCAN_LIMIT), then sorts them in memory. A cursor names the last row's sort
+key, so pages stay stable while alerts are added.
 """
 
 from __future__ import annotations
@@ -10,13 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import cast
 
 from redis.asyncio import Redis
 
 from api.exceptions import BadCursorError, NotFoundError
 from api.models import AlertCounts, AlertRead, AlertReadPage
 from api.options import ApiOptions
+from api.services.alert_index_read import MergedIndexes
 from api.services.alert_view import AlertReader, epoch_ms
 from streams.keys import Keys
 from streams.models import AlertStatus, Domain, Severity
@@ -107,6 +109,7 @@ async def _visible(reader: AlertReader, flt: AlertFilter, alert: AlertRead | Non
     """Return the row to show for an alert, or None if the filters or a flapping fold hide it."""
     if alert is None or not flt.matches(alert):
         return None
+    await reader.ensure_episodes([alert])
     alert = reader.with_flapping(alert)
     if not flt.fold:
         return alert
@@ -119,49 +122,65 @@ async def _visible(reader: AlertReader, flt: AlertFilter, alert: AlertRead | Non
     return alert
 
 
+async def _rows(reader: AlertReader, flt: AlertFilter, alert_ids: list[str]) -> list[AlertRead | None]:
+    """Return the row to show for each id (None where hidden), reading the docs and episodes in batches."""
+    alerts = await reader.load(alert_ids)
+    await reader.ensure_episodes([a for a in alerts if a is not None and flt.matches(a)])
+    return [await _visible(reader, flt, alert) for alert in alerts]
+
+
+def facet_indexes(keys: Keys, flt: AlertFilter) -> list[str]:
+    """Return the facet indexes holding every alert the filter may match (processors.alert_index)."""
+    return [
+        keys.alert_facet_index(status.value, domain.value, severity.value)
+        for status in (sorted(flt.status, key=list(AlertStatus).index) if flt.status else list(AlertStatus))
+        for domain in ([flt.domain] if flt.domain else list(Domain))
+        for severity in (sorted(flt.severity, key=list(Severity).index) if flt.severity else list(Severity))
+    ]
+
+
 async def _scan_by_first_seen(
     reader: AlertReader, flt: AlertFilter, desc: bool, limit: int, cursor: SortKey | None
 ) -> AlertReadPage:
-    index = reader.keys.alert_index
     top = float(epoch_ms(flt.until)) if flt.until else float("inf")
     if cursor is not None:
         top = min(top, cursor[0]) if desc else top
     bottom = float(cursor[0]) if cursor is not None and not desc else float("-inf")
+    index_keys = facet_indexes(reader.keys, flt)
+    offsets = [0] * len(index_keys)
     items: list[AlertRead] = []
-    offset = scanned = 0
+    scanned = 0
     last: SortKey | None = None
     while scanned < SCAN_LIMIT:
-        if desc:
-            chunk = await reader.client.zrevrangebyscore(index, top, bottom, offset, SCAN_CHUNK, withscores=True)
-        else:
-            chunk = await reader.client.zrangebyscore(index, bottom, top, offset, SCAN_CHUNK, withscores=True)
-        entries = [(_text(m), int(s)) for m, s in cast(list[tuple[bytes | str, float]], chunk)]
-        if not entries:
-            return AlertReadPage(items=items)
-        offset += len(entries)
-        scanned += len(entries)
-        entries = [(i, s) for i, s in entries if _after((s, s, i), cursor, desc)]
-        if not entries:
-            continue
-        await reader.ensure_context(min(s for _, s in entries), max(s for _, s in entries))
-        for (alert_id, score), alert in zip(entries, await reader.load([i for i, _ in entries]), strict=True):
+        want = min(SCAN_CHUNK, max(limit - len(items), 16))
+        offsets, chunk = await reader.page_chunk(index_keys, top, bottom, desc, want, offsets)
+        scanned += len(chunk)
+        for alert_id, score, alert in chunk:
+            if not _after((score, score, alert_id), cursor, desc):
+                continue
             last = (score, score, alert_id)
             row = await _visible(reader, flt, alert)
             if row is not None:
                 items.append(row)
                 if len(items) == limit:
                     return AlertReadPage(items=items, next_cursor=_cursor(last))
+        if len(chunk) < want:  # the indexes hold nothing more in range
+            return AlertReadPage(items=items)
     return AlertReadPage(items=items, next_cursor=_cursor(last) if last else None)
 
 
 async def _every_match(reader: AlertReader, flt: AlertFilter) -> list[AlertRead]:
     top = float(epoch_ms(flt.until)) if flt.until else float("inf")
-    await reader.ensure_context(float("-inf"), top)
-    members = cast(
-        list[bytes | str],
-        await reader.client.zrevrangebyscore(reader.keys.alert_index, top, "-inf", start=0, num=SCAN_LIMIT),
-    )
-    rows = [await _visible(reader, flt, alert) for alert in await reader.load([_text(m) for m in members])]
+    await reader.prepare()
+    candidates = MergedIndexes(reader.client, facet_indexes(reader.keys, flt), float("-inf"), top, desc=True)
+    rows: list[AlertRead | None] = []
+    scanned = 0
+    while scanned < SCAN_LIMIT:
+        entries = await candidates.take(min(SCAN_CHUNK * 2, SCAN_LIMIT - scanned))
+        if not entries:
+            break
+        scanned += len(entries)
+        rows += await _rows(reader, flt, [i for i, _ in entries])
     return [row for row in rows if row is not None]
 
 
@@ -179,10 +198,11 @@ async def list_alerts(
     cursor: str | None,
     sort: SortField = SortField.first_seen,
     order: SortOrder = SortOrder.desc,
+    reader: AlertReader | None = None,
 ) -> AlertReadPage:
     """Return up to `limit` matching rows in the asked order and the cursor of the next page."""
     after = _parse_cursor(cursor) if cursor else None
-    reader = new_reader(client, keys, options, flt)
+    reader = reader or new_reader(client, keys, options, flt)
     desc = order == SortOrder.desc
     if sort == SortField.first_seen:
         return await _scan_by_first_seen(reader, flt, desc, limit, after)
@@ -208,10 +228,5 @@ async def get_alert(client: Redis, keys: Keys, options: ApiOptions, alert_id: st
     (alert,) = await reader.load([alert_id])
     if alert is None:
         raise NotFoundError(f"no alert with id {alert_id!r}")
-    first = epoch_ms(alert.first_seen)
-    await reader.ensure_context(first, first)
+    await reader.ensure_episodes([alert])
     return reader.with_flapping(alert)
-
-
-def _text(member: bytes | str) -> str:
-    return member.decode() if isinstance(member, bytes) else member

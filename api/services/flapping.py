@@ -1,6 +1,6 @@
 """Flapping: one rule at one source opening many episodes in a short time.
 
-Computed on read from the alert index (nothing is maintained on write, so workers stay untouched):
+Computed on read from the rule+source episode index the writers maintain (processors.alert_index):
 an alert is flapping when at least N episodes of its kind and source (itself included) opened in the
 M minutes up to its first_seen, and no newer episode opened within M minutes after it, so it is the
 newest of its burst. The episodes of the M minutes before a flapping alert fold into it. Older

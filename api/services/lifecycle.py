@@ -18,14 +18,17 @@ from processors.sink import ALERT_EVENTS_MAX
 from streams.keys import Keys
 from streams.models import Alert, AlertStatus
 
-# KEYS: alert JSON, operator states hash, history list, change stream.
-# ARGV: alert id, action, value, who, at (ISO 8601), stream max length.
+# KEYS: alert JSON, operator states hash, history list, change stream, facets hash, alert index, alerts version.
+# ARGV: alert id, action, value, who, at (ISO 8601), stream max length, facet index prefix.
+# A change of the effective status moves the alert to its new facet index (processors.alert_index).
 # Returns {outcome, effective status before}: outcome is applied, same (nothing to do), conflict or missing.
 OPERATOR_ACTION = """
 local raw = redis.call('GET', KEYS[1])
 if not raw then return {'missing', ''} end
 local rank = {open = 0, acknowledged = 1, resolved = 2}
-local processor = cjson.decode(raw)['status'] or 'open'
+local doc = cjson.decode(raw)
+local processor = doc['status']
+if type(processor) ~= 'string' then processor = 'open' end
 local held = redis.call('HGET', KEYS[2], ARGV[1])
 local state = {}
 if held then state = cjson.decode(held) end
@@ -48,10 +51,22 @@ elseif action == 'assign' then
   state['assignee'] = value
 end
 if action ~= 'note' then redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(state)) end
+if after ~= current then
+  local facet = after .. ':' .. doc['domain'] .. ':' .. doc['severity']
+  local old = redis.call('HGET', KEYS[5], ARGV[1])
+  local score = redis.call('ZSCORE', KEYS[6], ARGV[1])
+  local old_facet = old and string.match(old, '^[^|]*')
+  if old_facet ~= facet and score then
+    if old_facet then redis.call('ZREM', ARGV[7] .. old_facet, ARGV[1]) end
+    redis.call('HSET', KEYS[5], ARGV[1], facet .. '|' .. doc['kind'] .. '|' .. doc['source_id'])
+    redis.call('ZADD', ARGV[7] .. facet, score, ARGV[1])
+  end
+end
 local entry = {action = action, by = ARGV[4], at = ARGV[5], status = after}
 if value ~= '' then entry['value'] = value end
 redis.call('RPUSH', KEYS[3], cjson.encode(entry))
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'id', ARGV[1], 'by', 'operator')
+redis.call('INCR', KEYS[7])
 return {'applied', current}
 """
 
@@ -62,17 +77,21 @@ async def act(client: Redis, keys: Keys, alert_id: str, action: Action, by: str,
     """Apply an operator action; return False if it changed nothing, raise ConflictError if illegal."""
     outcome, current = await client.eval(  # type: ignore[misc]
         OPERATOR_ACTION,
-        4,
+        7,
         keys.alert(alert_id),
         keys.alert_operator_states,
         keys.alert_history(alert_id),
         keys.alert_events,
+        keys.alert_facets,
+        keys.alert_index,
+        keys.alerts_version,
         alert_id,
         action.value,
         value,
         by,
         datetime.now(UTC).isoformat(),
         ALERT_EVENTS_MAX,
+        keys.alert_facet_prefix,
     )
     outcome = outcome.decode() if isinstance(outcome, bytes) else outcome
     current = current.decode() if isinstance(current, bytes) else current

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -27,13 +29,20 @@ async def create_snooze(client: Redis, keys: Keys, request: SnoozeCreate, by: st
         by=by,
         created_at=now,
     )
-    await client.hset(keys.snoozes, snooze.id, snooze.model_dump_json())  # type: ignore[misc]
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.hset(keys.snoozes, snooze.id, snooze.model_dump_json())
+        pipe.incr(keys.alerts_version)  # cached alert lists hid nothing of it yet
+        await pipe.execute()
     return snooze
 
 
 async def active_snoozes(client: Redis, keys: Keys, now: datetime) -> list[Snooze]:
     """Return the snoozes not yet over, soonest to end first, forgetting the ended ones."""
-    raw = await client.hgetall(keys.snoozes)  # type: ignore[misc]
+    return await settle_snoozes(client, keys, await client.hgetall(keys.snoozes), now)  # type: ignore[misc]
+
+
+async def settle_snoozes(client: Redis, keys: Keys, raw: Mapping[Any, bytes | str], now: datetime) -> list[Snooze]:
+    """Return the snoozes of an HGETALL reply not yet over, soonest to end first, forgetting the ended ones."""
     snoozes = [Snooze.model_validate_json(v) for v in raw.values()]
     ended = [s.id for s in snoozes if s.until <= now]
     if ended:
@@ -45,6 +54,7 @@ async def delete_snooze(client: Redis, keys: Keys, snooze_id: str) -> None:
     """End a snooze now, or raise NotFoundError."""
     if not SNOOZE_ID.match(snooze_id) or not await client.hdel(keys.snoozes, snooze_id):  # type: ignore[misc]
         raise NotFoundError(f"no snooze with id {snooze_id!r}; GET /snoozes lists the active ones")
+    await client.incr(keys.alerts_version)  # cached alert lists hid its alerts
 
 
 def snoozed_until(snoozes: list[Snooze], alert: Alert) -> datetime | None:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.auth import digest, revoke_key
 from api.roles import Role
 from citystream.cli import main
 from citystream.servers import RedisServer
+from streams.keys import Keys
 from streams.settings import RateLimit, Settings
 from tests.api.conftest import api_settings, bearer, make_keys
 
@@ -78,9 +83,37 @@ def test_the_keys_command_creates_lists_and_revokes(
     listed = capsys.readouterr().out
     assert "city-planning\tplanner" in listed and key not in listed
     assert main(["keys", "revoke", "city-planning"]) == 0
+    time.sleep(settings.api.key_cache_s + 0.1)  # the API trusts a key it checked for key_cache_s (documented)
     assert app_client.get("/zones", headers=bearer(key)).status_code == 401
     assert main(["keys", "revoke", "nobody"]) == 2
     assert main(["keys", "create", "--role", "planner", "--name", "bad name!"]) == 2
+
+
+def test_a_revoked_key_is_refused_at_once_without_the_key_cache(redis_server: RedisServer) -> None:
+    settings = api_settings(redis_server.url, key_cache_s=0)
+    keys = make_keys(settings)
+    client = redis.Redis.from_url(settings.redis.url.get_secret_value())
+    with TestClient(create_app(settings)) as api:
+        assert api.get("/zones", headers=bearer(keys[Role.planner])).status_code == 200
+        revoke_key(client, Keys(settings.redis.key_prefix), Role.planner.value)
+        assert api.get("/zones", headers=bearer(keys[Role.planner])).status_code == 401
+    client.close()
+
+
+def test_the_key_cache_trusts_a_key_for_its_time_and_forgets_it(redis_server: RedisServer) -> None:
+    settings = api_settings(redis_server.url, key_cache_s=0.5)
+    keys = make_keys(settings)
+    client = redis.Redis.from_url(settings.redis.url.get_secret_value())
+    with TestClient(create_app(settings)) as api:
+        assert api.get("/zones", headers=bearer(keys[Role.planner])).status_code == 200
+        revoke_key(client, Keys(settings.redis.key_prefix), Role.planner.value)
+        assert api.get("/zones", headers=bearer(keys[Role.planner])).status_code == 200  # still trusted
+        time.sleep(0.6)
+        assert api.get("/zones", headers=bearer(keys[Role.planner])).status_code == 401
+        # A wrong key is asked about every time: it never enters the cache.
+        assert api.get("/zones", headers=bearer("cs_nope")).status_code == 401
+        assert not any(k == digest("cs_nope") for k in api.app.state.key_cache._entries)  # type: ignore[attr-defined]
+    client.close()
 
 
 def test_ingest_over_the_rate_is_429_with_retry_after(redis_server: RedisServer) -> None:
