@@ -3,7 +3,8 @@
 FastAPI documents only 200 and its own 422. Routes also answer 400 (a bad parameter or an unparsable
 body), 401/403 (key), 404 (an unknown id in the path), 409, 413 (body too large), 429 and 503 (Redis
 or Kafka down), all as `{"detail": "<what is wrong>"}`; and citystream's own 422s carry a string detail
-where FastAPI's carry a list.
+where FastAPI's carry a list. A request the HTTP server itself cannot parse (a request line longer than it
+accepts) gets uvicorn's plain-text 400 before any route sees it.
 """
 
 from __future__ import annotations
@@ -70,9 +71,11 @@ def complete_errors(doc: dict[str, Any]) -> None:
             responses = operation.setdefault("responses", {})
             for code in sorted(codes):
                 entry = responses.setdefault(str(code), {"description": ERROR_TEXT[code]})
-                entry.setdefault(
+                content = entry.setdefault(
                     "content", {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
                 )
+                if code == 400:  # uvicorn's own answer to a request it cannot parse (e.g. a request line too long)
+                    content.setdefault("text/plain", {"schema": {"type": "string"}})
             if method == "post" and "422" not in responses:
                 responses["422"] = {
                     "description": "the body is invalid",
