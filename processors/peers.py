@@ -25,3 +25,11 @@ class Peers:
     def shared(self, key: str) -> dict[str, Any]:
         """Return the state of a partition-owned entity (a road segment), created empty on first use."""
         return self.states.setdefault(key, {})
+
+
+class OwnStateOnly:
+    """Mixed into a domain processor whose rules read only their own source's state."""
+
+    def related_sources(self, event: Any, partition: int) -> tuple[str, ...]:
+        """Return no other sources: every rule here reads only its own source's state."""
+        return ()

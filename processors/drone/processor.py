@@ -11,13 +11,13 @@ from processors.drone.airspace import Airspace, load_permits_file, zone_file_col
 from processors.drone.detectors import airspace_detector
 from processors.drone.separation import Position
 from processors.outcome import BatchOutcome
-from processors.peers import Peers
+from processors.peers import OwnStateOnly, Peers
 from processors.silence import SilenceRule, on_reading
 from streams.models import Domain, DroneTelemetry, Severity
 from streams.settings import Settings
 
 
-class DroneProcessor:
+class DroneProcessor(OwnStateOnly):
     """Run every drone rule for one fix against its drone's state and the current airspace."""
 
     domain = Domain.drone
@@ -35,10 +35,6 @@ class DroneProcessor:
     def use(self, airspace: Airspace) -> None:
         """Judge the next fixes against a new airspace (fences changed at run time)."""
         self.airspace = airspace
-
-    def related_sources(self, event: Any, partition: int) -> tuple[str, ...]:
-        """Return no other sources: every rule here reads only its own source's state."""
-        return ()
 
     def process(
         self,

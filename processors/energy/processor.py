@@ -15,13 +15,13 @@ from processors.energy.detectors import (
 )
 from processors.energy.feeder import supply_transition
 from processors.outcome import BatchOutcome
-from processors.peers import Peers
+from processors.peers import OwnStateOnly, Peers
 from processors.silence import SilenceRule, on_reading
 from streams.models import Domain, EnergyReading, Severity
 from streams.settings import Settings
 
 
-class EnergyProcessor:
+class EnergyProcessor(OwnStateOnly):
     """Run every energy rule for one reading against its meter's state."""
 
     domain = Domain.energy
@@ -31,10 +31,6 @@ class EnergyProcessor:
         self.silence = SilenceRule(
             "meter_offline", Domain.energy, Severity.medium, int(self.rules.offline_after_s * 1000), "meter"
         )
-
-    def related_sources(self, event: Any, partition: int) -> tuple[str, ...]:
-        """Return no other sources: every rule here reads only its own source's state."""
-        return ()
 
     def process(
         self,
