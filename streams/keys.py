@@ -95,7 +95,7 @@ class Keys:
         return f"{self.prefix}:fences-version"
 
     def separation_slice(self, slice_index: int, tile: str) -> str:
-        """Return the sorted set of airborne fixes (`drone|t_ms|height|lon|lat`) in one time slice and grid tile."""
+        """Return the GEO set of airborne fixes (`drone|t_ms|height|lon|lat`) in one time slice and grid tile."""
         return f"{self.prefix}:sep2:{slice_index}:{tile}"
 
     def separation_pair(self, a: str, b: str) -> str:

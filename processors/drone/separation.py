@@ -1,14 +1,15 @@
 """Loss of separation between two airborne drones, across partitions, through a Redis spatial index per time slice.
 
 Drones are keyed by drone id, so two neighbours are usually on different partitions. Each batch's airborne
-fixes are written, inside the partition's commit, into Redis sorted sets per time slice (`separation_window_s`)
-and 1 km grid tile, one member per fix (`drone|t_ms|height|lon|lat`). A batch reads each set near its fixes
-once (its own slice and the two beside it), puts those fixes and its own on a grid of cells as large as the
-horizontal limit, and compares each fix only with fixes in the cells around it: the cost grows with the
-batch, not with the batch squared, and with the number of sets, not of fixes times sets. It keeps other
-drones' fixes within `separation_horizontal_m`, `separation_vertical_m` and `separation_window_s`. The sets
-read are WATCHed by the commit, so of two partitions committing close fixes at once, one redoes its decision
-and sees the other: every close pair of fixes is found by at least one side.
+fixes are written, inside the partition's commit, into Redis GEO sets per time slice (`separation_window_s`)
+and 1 km grid tile, one member per fix (`drone|t_ms|height|lon|lat`). One script call searches, in Redis, the
+sets near each fix (its own slice and the two beside it) within `separation_horizontal_m` (GEOSEARCH
+BYRADIUS), so only close fixes come back however crowded a tile is; the batch's own earlier fixes are put on
+a grid of cells as large as the horizontal limit and compared only with those in the cells around, so the
+cost grows with the batch, not with its square. Fixes of other drones within `separation_vertical_m` and
+`separation_window_s` count. The sets searched are WATCHed by the commit, so of two partitions committing
+close fixes at once, one redoes its decision and sees the other: every close pair of fixes is found by at
+least one side.
 
 A pair's episode is shared state (`sep-pair:<a>|<b>`, also WATCHed), so both partitions extend the same
 alert, whose id comes from the sorted pair and the episode start. It resolves when a fix of either drone
@@ -37,13 +38,30 @@ STALE_WINDOWS = 6  # an episode with no close fix for this many windows resolves
 KEEP_S = 24 * 3600  # pair states and open sets expire after a day without change
 
 
-# Read many slice sets and open-episode sets in one call: ARGV[1] keys are sorted sets, the rest sets.
-READ_SETS = """
-local fixes, partners, n = {}, {}, tonumber(ARGV[1])
-for i, key in ipairs(KEYS) do
-  if i <= n then fixes[i] = redis.call('ZRANGE', key, 0, -1) else partners[i - n] = redis.call('SMEMBERS', key) end
+# Find every stored fix near each of a batch's fixes, and read the drones' open-episode sets, in one call: the
+# radius search runs in Redis, so only close fixes come back however crowded the sets are. KEYS: the slice sets,
+# then the open sets (ARGV[2] of them). ARGV[1]: the radius in m; then per fix: lon, lat, k and the indices in
+# KEYS of its k slice sets. Returns {per fix: [member, metres, ...], per open set: members}.
+READ_NEAR = """
+local radius, n_open = ARGV[1], tonumber(ARGV[2])
+local n_sets = #KEYS - n_open
+local hits, partners, a = {}, {}, 3
+while a <= #ARGV do
+  local lon, lat, k = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
+  local found = {}
+  for j = 1, k do
+    local near = redis.call('GEOSEARCH', KEYS[tonumber(ARGV[a + 2 + j])], 'FROMLONLAT', lon, lat,
+      'BYRADIUS', radius, 'm', 'WITHDIST')
+    for _, m in ipairs(near) do
+      found[#found + 1] = m[1]
+      found[#found + 1] = m[2]
+    end
+  end
+  hits[#hits + 1] = found
+  a = a + 3 + k
 end
-return {fixes, partners}
+for i = 1, n_open do partners[i] = redis.call('SMEMBERS', KEYS[n_sets + i]) end
+return {hits, partners}
 """
 
 
@@ -89,7 +107,12 @@ class NearIndex:
 
     def cells_near(self, lon: float, lat: float) -> list[tuple[int, int]]:
         """Return the cells that may hold a fix within the radius of a point (to pass to `near`)."""
-        return cells_near(lon, lat, self.radius_m, self.radius_m)
+        return self.cells_for(lon, lat, self.radius_m)
+
+    @staticmethod
+    def cells_for(lon: float, lat: float, radius_m: float) -> list[tuple[int, int]]:
+        """Return the cells of an index of this radius that may hold a fix within the radius of a point."""
+        return cells_near(lon, lat, radius_m, radius_m)
 
     def near(self, lon: float, lat: float, t_ms: int, cells: list[tuple[int, int]]) -> list[tuple[Fix, float]]:
         """Return (fix, metres) of the fixes within the radius, in this slice or the two beside it."""
@@ -121,16 +144,16 @@ class SeparationCheck:
         self.publish = publish
         self.h_m, self.v_m = rules.separation_horizontal_m, rules.separation_vertical_m
         self.window_ms = int(rules.separation_window_s * 1000)
-        searched: set[str] = set()  # the slice sets near any airborne fix of the batch
+        self.searches: list[list[str]] = []  # per airborne fix: the slice sets near it
         watched: set[str] = set()
         for p in positions:
             if p.airborne:
                 s = p.t_ms // self.window_ms
                 tiles = cells_near(p.lon, p.lat, self.h_m, TILE_M)
-                searched.update(self._geo(slice_, tile) for slice_ in (s - 1, s, s + 1) for tile in tiles)
+                self.searches.append([self._geo(slice_, tile) for slice_ in (s - 1, s, s + 1) for tile in tiles])
             watched.add(keys.separation_open(p.drone_id))
-        self.searched = sorted(searched)
-        self.keys = sorted(watched | searched)
+        self.searched = sorted({key for keys_ in self.searches for key in keys_})
+        self.keys = sorted(watched | set(self.searched))
 
     def _geo(self, slice_: int, tile: tuple[int, int]) -> str:
         return self.k.separation_slice(slice_, f"{tile[0]}:{tile[1]}")
@@ -138,19 +161,19 @@ class SeparationCheck:
     async def decide_in(self, pipe: Any, reader: Any) -> tuple[Callable[[Any], None], list[Alert]]:
         """Read the neighbours and episodes (watched by `pipe`), decide, and return the writes and alerts."""
         drones = sorted({p.drone_id for p in self.positions})
-        stored_sets, open_sets = await reader.eval(
-            READ_SETS,
-            len(self.searched) + len(drones),
-            *self.searched,
-            *map(self.k.separation_open, drones),
-            len(self.searched),
+        slot = {key: i + 1 for i, key in enumerate(self.searched)}
+        args: list[str | float | int] = [self.h_m, len(drones)]
+        for p, keys_ in zip((p for p in self.positions if p.airborne), self.searches, strict=True):
+            args += [p.lon, p.lat, len(keys_), *(slot[k] for k in keys_)]
+        near, open_sets = await reader.eval(
+            READ_NEAR, len(self.searched) + len(drones), *self.searched, *map(self.k.separation_open, drones), *args
         )
-        stored = NearIndex(self.h_m, self.window_ms)
-        for members in stored_sets:
-            for m in members:
-                stored.add(_parse(m))
-        cells = [stored.cells_near(p.lon, p.lat) if p.airborne else [] for p in self.positions]
-        found = [stored.near(p.lon, p.lat, p.t_ms, c) for p, c in zip(self.positions, cells, strict=True)]
+        hits = iter(near)
+        found: list[list[tuple[Fix, float]]] = []
+        for p in self.positions:
+            flat = next(hits) if p.airborne else []
+            found.append([(_parse(flat[i]), float(flat[i + 1])) for i in range(0, len(flat), 2)])
+        cells = [NearIndex.cells_for(p.lon, p.lat, self.h_m) if p.airborne else [] for p in self.positions]
         partners = {
             d: {(m.decode() if isinstance(m, bytes) else m) for m in ms}
             for d, ms in zip(drones, open_sets, strict=True)
@@ -224,15 +247,15 @@ class SeparationCheck:
 
         def write(tx: Any) -> None:
             ttl = max(60, 4 * self.window_ms // 1000)
-            by_key: dict[str, dict[str, int]] = {}
+            by_key: dict[str, list[float | str]] = {}
             last: dict[str, bytes] = {}
             for p in self.positions:
                 if p.airborne:
                     key = self._geo(p.t_ms // self.window_ms, cell_of(p.lon, p.lat, TILE_M))
-                    by_key.setdefault(key, {})[_member(p)] = p.t_ms
+                    by_key.setdefault(key, []).extend((p.lon, p.lat, _member(p)))
                     last[p.drone_id] = orjson.dumps([p.lon, p.lat, p.height_m, p.t_ms])
             for key, members in by_key.items():
-                tx.zadd(key, members)
+                tx.geoadd(key, members)
                 tx.expire(key, ttl)
             if last:
                 tx.hset(self.k.separation_last, mapping=last)
