@@ -103,6 +103,21 @@ class StoredPosition:
         return self.applied, -1, -1
 
 
+def _watched_runner(applied: int, seeks: Seeks) -> BatchRunner:
+    """Return a runner whose Redis says `applied` for every partition, recording its seeks."""
+
+    async def publish(_: object) -> None:
+        return None
+
+    return BatchRunner(
+        Settings(environment="test"),
+        ZoneIndex.from_file(DEFAULT_ZONES_FILE),
+        cast(RedisSink, StoredPosition(applied)),
+        publish,
+        seeks,
+    )
+
+
 def test_a_partition_with_waiting_records_and_no_progress_is_read_again_from_its_redis_position() -> None:
     seeks = Seeks()
 
@@ -126,17 +141,7 @@ def test_a_partition_with_waiting_records_and_no_progress_is_read_again_from_its
 
 def test_a_partition_that_moves_is_never_sought() -> None:
     seeks = Seeks()
-
-    async def publish(_: object) -> None:
-        return None
-
-    r = BatchRunner(
-        Settings(environment="test"),
-        ZoneIndex.from_file(DEFAULT_ZONES_FILE),
-        cast(RedisSink, StoredPosition(10)),
-        publish,
-        seeks,
-    )
+    r = _watched_runner(10, seeks)
 
     async def scenario() -> None:
         await r.unstall("t", 1, 50, stall_s=0.01)
@@ -150,17 +155,7 @@ def test_a_partition_that_moves_is_never_sought() -> None:
 
 def test_a_partition_queued_behind_others_while_records_flow_is_not_sought() -> None:
     seeks = Seeks()
-
-    async def publish(_: object) -> None:
-        return None
-
-    r = BatchRunner(
-        Settings(environment="test"),
-        ZoneIndex.from_file(DEFAULT_ZONES_FILE),
-        cast(RedisSink, StoredPosition(41)),
-        publish,
-        seeks,
-    )
+    r = _watched_runner(41, seeks)
 
     async def scenario() -> list[bool]:
         first = await r.unstall("t", 2, 100, stall_s=0.05, busy=True)
