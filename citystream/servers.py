@@ -366,7 +366,10 @@ class KafkaServer(ServerProcess):
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         argv = [
             *self._java("-Xmx256m"),
-            *("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.properties_path), "--standalone"),
+            # `--cluster-id=<id>` in one argument: a URL-safe base64 id may start with '-', which argparse
+            # would take for an option ("expected one argument"), about once in 64 starts.
+            *("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(self.properties_path)),
+            "--standalone",
             *(
                 arg
                 for user, password in self.scram_users.items()
