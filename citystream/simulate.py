@@ -13,6 +13,7 @@ import orjson
 
 from citystream.simulator import CitySimulator, run_simulation, size_for_rate
 from geo.zones import ZoneIndex
+from streams.exceptions import PublishError
 from streams.gateway import GatewayProducer
 from streams.models import Domain
 from streams.settings import Settings
@@ -39,14 +40,21 @@ def simulate(
         counts[domain] += 1
         if time.monotonic() - last_report >= PROGRESS_EVERY_S:
             last_report = time.monotonic()
-            print(f"simulate: published {_summary(counts)}", file=sys.stderr, flush=True)
+            refused = producer.refused_pending()
+            note = f"; Kafka refused {refused} so far, check the brokers" if refused else ""
+            print(f"simulate: published {_summary(counts)}{note}", file=sys.stderr, flush=True)
 
     try:
         asyncio.run(run_simulation(publish, sim, duration_s, backfill_s=backfill_s))
     except KeyboardInterrupt:
         pass
     finally:
-        producer.flush()
+        try:
+            producer.flush()
+        except PublishError as exc:
+            print(f"simulate: {exc}", file=sys.stderr, flush=True)
+            for failed in exc.failed:
+                counts[failed.domain.value] -= 1
         producer.close()
         print(f"simulate: done, published {_summary(counts)}", file=sys.stderr, flush=True)
     return counts

@@ -1,5 +1,8 @@
 """Errors raised on the wire: one base class for the whole project, one-line subclasses."""
 
+from collections.abc import Sequence
+from typing import Any
+
 
 class CitystreamError(Exception):
     """Base of every error citystream raises on purpose."""
@@ -19,7 +22,15 @@ class EventDecodeError(CitystreamError):
 
 
 class PublishError(CitystreamError):
-    """Kafka did not acknowledge a publish; the message names the broker error."""
+    """Kafka did not acknowledge a publish; the message names the broker error.
+
+    `failed` holds what Kafka refused for good, in send order, for a caller that can send it again; it is
+    empty when the wait merely timed out and the events are still queued.
+    """
+
+    def __init__(self, message: str, failed: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        self.failed = list(failed)
 
 
 class MissingExtraError(CitystreamError):

@@ -32,6 +32,16 @@ class Rejected:
 
 
 @dataclass(frozen=True)
+class FailedSend:
+    """An event queued by `send` that Kafka refused for good (retries and delivery timeout spent)."""
+
+    domain: Domain
+    key: str
+    value: bytes
+    error: Exception
+
+
+@dataclass(frozen=True)
 class PublishReport:
     """How many items Kafka acknowledged and which were refused."""
 
@@ -51,7 +61,11 @@ def validate_items(domain: Domain, items: Sequence[Any]) -> tuple[list[SensorEve
 
 
 class GatewayProducer:
-    """A kafka-python producer with the settings gateways need: batching, acks=all, retries, idempotence."""
+    """A kafka-python producer with the settings gateways need: batching, acks=all, idempotence.
+
+    Retries are left unbounded, as kafka-python advises for idempotence: an event fails only when Kafka
+    refuses it for good or the delivery timeout (120 s) passes, and flush() reports such events.
+    """
 
     def __init__(self, settings: KafkaSettings, *, linger_ms: int = 5) -> None:
         self.settings = settings
@@ -60,7 +74,6 @@ class GatewayProducer:
             bootstrap_servers=settings.bootstrap_list,
             client_id=f"{settings.client_id}-gateway",
             acks="all",
-            retries=10,
             linger_ms=linger_ms,
             batch_size=256 * 1024,
             compression_type=None,
@@ -68,6 +81,7 @@ class GatewayProducer:
             max_block_ms=int(settings.request_timeout_s * 1000),
             **kafka_python_options(settings),
         )
+        self._failed: list[FailedSend] = []  # appended by kafka-python's sender thread
 
     def publish(self, domain: Domain, events: Iterable[SensorEvent], timeout_s: float | None = None) -> int:
         """Send events to the domain's topic and wait until Kafka acknowledged every one; return the count."""
@@ -79,12 +93,33 @@ class GatewayProducer:
         return self._wait(futures, timeout_s)
 
     def send(self, domain: Domain, key: str, value: bytes) -> None:
-        """Queue one already-encoded event without waiting (call flush() to wait for every ack)."""
-        self._producer.send(self.topics.for_domain(domain), key=key.encode(), value=value)
+        """Queue one already-encoded event without waiting; flush() says which ones Kafka refused."""
+        future = self._producer.send(self.topics.for_domain(domain), key=key.encode(), value=value)
+        future.add_errback(lambda exc: self._failed.append(FailedSend(domain, key, value, exc)))
+
+    def refused_pending(self) -> int:
+        """Return how many sent events Kafka refused that the next flush() will report."""
+        return len(self._failed)
 
     def flush(self, timeout_s: float | None = None) -> None:
-        """Wait until every queued event was acknowledged or failed."""
-        self._producer.flush(timeout=timeout_s or self.settings.request_timeout_s)
+        """Wait until every queued event was acknowledged.
+
+        Raises PublishError if the wait timed out (the events stay queued: flush again) or if Kafka refused
+        events for good (`failed` lists them in send order, to send again). Refused events are reported once.
+        """
+        timeout = timeout_s or self.settings.request_timeout_s
+        try:
+            self._producer.flush(timeout=timeout)
+        except KafkaError as exc:
+            raise PublishError(
+                f"Kafka did not acknowledge every event within {timeout:g} s ({exc}); still queued"
+            ) from exc
+        if self._failed:
+            failed, self._failed = self._failed, []
+            raise PublishError(
+                f"Kafka refused {len(failed)} events ({failed[0].error!r}); check the brokers and send them again",
+                failed,
+            )
 
     def publish_raw(self, topic: str, key: bytes | None, value: bytes) -> None:
         """Send bytes as they are (tests and replays of dead letters), waiting for the ack."""

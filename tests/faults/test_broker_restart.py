@@ -33,7 +33,7 @@ def test_kafka_restart_mid_stream(
             say(
                 f"broker: Kafka stopped at {at}/{total} events for {down:.1f}s; the API said 503 naming kafka; "
                 f"workers applied 500 more events {recovery:.1f}s after it answered again; "
-                f"publisher resent {scenario.publish_errors} chunks"
+                f"publisher met {scenario.publish_errors} send errors"
             )
             scenario.wait_complete(240)
             scenario.assert_exact()

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import orjson
 import redis
+from kafka.errors import KafkaError
 from redis.asyncio import Redis as AsyncRedis
 
 from citystream.servers import KafkaServer, RedisServer
 from geo.zones import ZoneIndex
 from processors.windows import WindowStore
+from streams.exceptions import PublishError
 from streams.gateway import GatewayProducer
 from streams.keys import Keys
 from streams.models import Domain
@@ -44,6 +46,17 @@ class Results:
         finally:
             client.close()
         return sum(int(v) for k, v in stats.items() if k.startswith(b"events:"))
+
+    def refusals(self) -> dict[str, int]:
+        """Return the stats counters other than applied events (dead letters, late events), or {} if none."""
+        client = redis.Redis.from_url(self.settings.redis.url.get_secret_value(), socket_timeout=2)
+        try:
+            stats = client.hgetall(self.keys.stats)
+        except redis.RedisError:
+            return {}
+        finally:
+            client.close()
+        return {k.decode(): int(v) for k, v in stats.items() if not k.startswith(b"events:")}
 
     def aggregates(self) -> dict[tuple[str, str, str, int], float]:
         """Read every zone window metric back from Redis."""
@@ -93,25 +106,32 @@ class Scenario:
         self.workers: list[WorkerProcess] = []
         self.published = threading.Event()
         self.publish_errors = 0
+        self.publish_failures: list[str] = []
         ensure_topics(self.settings.kafka)
 
     def start_publisher(self, rate_per_s: float = 1000.0) -> threading.Thread:
-        """Publish the input at a steady rate in the background, resending a chunk that Kafka refused."""
+        """Publish the input at a steady rate in the background; send again only what Kafka refused.
+
+        A flush that times out is waited out, not resent: the events are still queued, and sending them again
+        would put copies behind later readings. Refusals and timeouts are counted in `publish_errors`.
+        """
 
         def run() -> None:
             producer = GatewayProducer(self.settings.kafka)
             events = self.city.events
             started = time.monotonic()
             for i in range(0, len(events), CHUNK):
-                while True:
+                todo = [(Domain(d), key, orjson.dumps(value)) for d, key, value in events[i : i + CHUNK]]
+                while todo:
+                    queued = 0
                     try:
-                        for domain, key, value in events[i : i + CHUNK]:
-                            producer.send(Domain(domain), key, orjson.dumps(value))
-                        producer.flush(10)
-                        break
-                    except Exception:  # broker down: resend the chunk; the worker drops the duplicates
+                        for domain, key, value in todo:
+                            producer.send(domain, key, value)
+                            queued += 1
+                    except KafkaError:  # not even queued (no metadata): the rest goes after a pause
                         self.publish_errors += 1
                         time.sleep(1)
+                    todo = self._drain(producer) + todo[queued:]
                 pause = started + (i + CHUNK) / rate_per_s - time.monotonic()
                 if pause > 0:
                     time.sleep(pause)
@@ -132,6 +152,18 @@ class Scenario:
         """Return how many events' effects are committed in Redis (-1 while Redis is down)."""
         return self.results.progress()
 
+    def _drain(self, producer: GatewayProducer) -> list[tuple[Domain, str, bytes]]:
+        """Wait until everything queued is acknowledged; return what Kafka refused, in send order."""
+        while True:
+            try:
+                producer.flush(10)
+                return []
+            except PublishError as exc:
+                self.publish_errors += 1
+                self.publish_failures.append(str(exc))
+                if exc.failed:
+                    return [(f.domain, f.key, f.value) for f in exc.failed]
+
     def wait_progress(self, at_least: int, timeout: float) -> float:
         """Wait until at least this many events are applied; return the seconds it took."""
         started = time.monotonic()
@@ -144,6 +176,8 @@ class Scenario:
     def diagnosis(self) -> str:
         """Say where every partition stands (Kafka end, group commit, Redis applied) and what each worker logged."""
         lines = [f"applied {self.progress()} of {len(self.city.events)} events"]
+        lines.append(f"publisher: {self.publish_errors} errors, last ones: {self.publish_failures[-3:]}")
+        lines.append(f"refusals and lateness counted in redis: {self.results.refusals()}")
         try:
             lines += self.partition_positions()
         except Exception as exc:  # the diagnosis must not hide the failure it explains
