@@ -35,8 +35,8 @@ from citystream.servers import RedisServer, redis_binary
 from citystream.simulator.core import CitySimulator, SimSize
 from geo.zones import ZoneIndex
 from processors.alerts import ms_to_dt
-from processors.energy.aggregations import MAX_FIELDS
 from processors.energy.feeder import SupplyTransition, feeder_step
+from processors.metrics import MAX_FIELDS
 from processors.outcome import BatchOutcome
 from processors.runner import BatchRunner, Record
 from processors.sink import ALERT_EVENTS_MAX, RedisSink

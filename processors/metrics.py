@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from processors.alerts import ms_to_dt
 from processors.drone.aggregations import drone_metrics
-from processors.energy.aggregations import MAX_FIELDS, energy_metrics
-from processors.traffic.aggregations import traffic_metrics
+from processors.energy.aggregations import PEAK_FIELD, energy_metrics
+from processors.traffic.aggregations import ANOMALY_MAX_FIELD, traffic_metrics
 from streams.models import Aggregate, Domain
 
 MetricFn = Callable[[Mapping[str, int], int, int], dict[str, tuple[float, str]]]  # sums, distinct, window_s
@@ -19,8 +19,18 @@ METRICS: dict[Domain, MetricFn] = {
     Domain.energy: energy_metrics,
 }
 HAS_MEMBERS = {Domain.drone}
+MAX_FIELDS = (PEAK_FIELD, ANOMALY_MAX_FIELD)  # window fields kept as maxima, never summed
 METRIC_NAMES: dict[Domain, tuple[str, ...]] = {
-    Domain.traffic: ("avg_speed_kmh", "vehicle_count", "flow_veh_h", "occupancy", "congestion_minutes", "readings"),
+    Domain.traffic: (
+        "avg_speed_kmh",
+        "vehicle_count",
+        "flow_veh_h",
+        "occupancy",
+        "congestion_minutes",
+        "readings",
+        "anomalous_readings",
+        "anomaly_score_max",
+    ),
     Domain.drone: ("drones_airborne", "fixes", "violations"),
     Domain.energy: ("energy_kwh", "readings", "peak_kw", "mean_voltage_v"),
 }
@@ -66,9 +76,9 @@ def combine_windows(windows: Iterable[WindowSums]) -> tuple[dict[str, int], int]
 
     Sums add (readings, vehicles, speed in micro-km/h, Wh, milli-volts), so ratios are taken of the
     totals: average speed = total speed / total readings, mean voltage = total mV / total readings.
-    Maxima (`max_w`, peak power) take the maximum. Distinct members (airborne drones) are counted per
-    window, so the combination is the most drones airborne in any one window, not a distinct count
-    over the range.
+    Maxima (`MAX_FIELDS`: peak power, the top anomaly score) take the maximum. Distinct members (airborne
+    drones) are counted per window, so the combination is the most drones airborne in any one window, not
+    a distinct count over the range.
     """
     sums: dict[str, int] = {}
     distinct = 0

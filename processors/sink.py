@@ -22,15 +22,22 @@ from streams.codec import encode
 from streams.keys import Keys
 from streams.models import Alert
 
-# Keep the larger integer in a hash field: max is order-independent, so replays and interleavings agree.
-# KEYS[i] gets field ARGV[2i-1] raised to at least ARGV[2i].
-HASH_MAX = """
-for i, key in ipairs(KEYS) do
-  local field, value = ARGV[2 * i - 1], ARGV[2 * i]
-  local current = redis.call('HGET', key, field)
-  if not current or tonumber(value) > tonumber(current) then
-    redis.call('HSET', key, field, value)
+# Keep the larger integer in hash fields and set each hash's time to live, for every window of a batch in
+# one call: max is order-independent, so replays and interleavings agree. ARGV[1] is the TTL; then, per
+# key, the number of fields followed by field/value pairs.
+HASH_MAX_MANY = """
+local ttl, a = ARGV[1], 2
+for _, key in ipairs(KEYS) do
+  local n = tonumber(ARGV[a])
+  for j = 1, n do
+    local field, value = ARGV[a + 2 * j - 1], ARGV[a + 2 * j]
+    local current = redis.call('HGET', key, field)
+    if not current or tonumber(value) > tonumber(current) then
+      redis.call('HSET', key, field, value)
+    end
   end
+  a = a + 1 + 2 * n
+  redis.call('EXPIRE', key, ttl)
 end
 return 0
 """
@@ -231,18 +238,15 @@ class RedisSink:
                 index.setdefault(window_s, {})[f"{zone_id}|{start_ms}"] = start_ms
             pipe.eval(HASH_INCR_MANY, len(incr_keys), *incr_keys, *incr_args)
         if outcome.maxima:
-            # One script call for every maximum of the batch: keys repeat once per field.
             max_keys: list[str] = []
-            max_args: list[str | int] = []
+            max_args: list[str | int] = [self.window_ttl_s]
             for (window_s, zone_id, start_ms), maxima in outcome.maxima.items():
-                window_key = keys.window(domain, window_s, zone_id, start_ms)
+                max_keys.append(keys.window(domain, window_s, zone_id, start_ms))
+                max_args.append(len(maxima))
                 for field_name, value in maxima.items():
-                    max_keys.append(window_key)
                     max_args += [field_name, value]
                 index.setdefault(window_s, {})[f"{zone_id}|{start_ms}"] = start_ms
-            pipe.eval(HASH_MAX, len(max_keys), *max_keys, *max_args)
-            for window_key in set(max_keys):
-                pipe.expire(window_key, self.window_ttl_s)
+            pipe.eval(HASH_MAX_MANY, len(max_keys), *max_keys, *max_args)
         if outcome.members:
             set_keys: list[str] = []
             set_args: list[str | int] = [self.window_ttl_s]

@@ -141,6 +141,10 @@ class TrafficRules(BaseModel):
     incident_max_age_s: float = Field(
         90.0, gt=0, description="the previous and the upstream reading must be at most this old (event time)"
     )
+    anomaly_detector: str = Field(
+        "robust-z-long-envelope",
+        description="streaming anomaly detector scoring each reading (see `citystream score-csv --detector`)",
+    )
 
     @model_validator(mode="after")
     def _recover_above_onset(self) -> TrafficRules:

@@ -2,7 +2,7 @@
 
 Every window field is an integer, so any interleaving of partitions and replays adds up to the same
 window: `n` readings, `wh` energy, `mv` summed milli-volts (mean voltage = mv / n) and `max_w`, the
-highest active power in watts, which the sink keeps as a maximum instead of a sum (see MAX_FIELDS).
+highest active power in watts, which the sink keeps as a maximum instead of a sum (see `processors.metrics.MAX_FIELDS`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from streams.settings import EnergyRules
 
 COUNTER_RESET = "reset"
 COUNTER_JUMP = "jump"
-MAX_FIELDS = ("max_w",)
+PEAK_FIELD = "max_w"
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def reading_sums(reading: EnergyReading, added_wh: int) -> dict[str, int]:
 
 def reading_maxima(reading: EnergyReading) -> dict[str, int]:
     """Return one reading's window maxima (active power in whole watts)."""
-    return {"max_w": round(reading.active_power_kw * 1000)}
+    return {PEAK_FIELD: round(reading.active_power_kw * 1000)}
 
 
 def energy_increments(
@@ -87,6 +87,6 @@ def energy_metrics(sums: Mapping[str, int], distinct: int, window_s: int = 60) -
     return {
         "energy_kwh": (sums.get("wh", 0) / 1000, "kWh"),
         "readings": (float(n), "readings"),
-        "peak_kw": (sums.get("max_w", 0) / 1000, "kW"),
+        "peak_kw": (sums.get(PEAK_FIELD, 0) / 1000, "kW"),
         "mean_voltage_v": (sums.get("mv", 0) / n / 1000, "V"),
     }

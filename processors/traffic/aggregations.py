@@ -12,10 +12,14 @@ MICRO = 1_000_000
 CONGESTED_STEP_MAX_MS = 300_000  # a gap longer than this between readings is not counted as congested time
 
 
-def traffic_increments(reading: TrafficReading, congested_ms: int = 0) -> dict[str, int]:
+ANOMALY_MAX_FIELD = "anom_milli"  # highest anomaly score of a window's readings, in thousandths (a maximum)
+
+
+def traffic_increments(reading: TrafficReading, congested_ms: int = 0, anomalous: bool = False) -> dict[str, int]:
     """Return one reading's contribution to its windows, as integers so sums are exact.
 
-    `congested_ms` is the time since the detector's previous reading when this reading finds it congested.
+    `congested_ms` is the time since the detector's previous reading when this reading finds it congested;
+    `anomalous` whether its anomaly score reached the detector's alarm score.
     """
     return {
         "n": 1,
@@ -23,7 +27,13 @@ def traffic_increments(reading: TrafficReading, congested_ms: int = 0) -> dict[s
         "vehicles": reading.vehicle_count,
         "occ_micro": round(reading.occupancy * MICRO),
         "cong_ms": congested_ms,
+        "anom_n": int(anomalous),
     }
+
+
+def anomaly_milli(score: float) -> int:
+    """Return an anomaly score in [0, 1] as whole thousandths, the unit windows keep its maximum in."""
+    return round(score * 1000)
 
 
 def traffic_metrics(sums: Mapping[str, int], distinct: int, window_s: int = 60) -> dict[str, tuple[float, str]]:
@@ -39,4 +49,6 @@ def traffic_metrics(sums: Mapping[str, int], distinct: int, window_s: int = 60) 
         "occupancy": (sums.get("occ_micro", 0) / (n * MICRO), "fraction"),
         "congestion_minutes": (sums.get("cong_ms", 0) / 60_000, "min"),
         "readings": (float(n), "readings"),
+        "anomalous_readings": (float(sums.get("anom_n", 0)), "readings"),
+        "anomaly_score_max": (sums.get(ANOMALY_MAX_FIELD, 0) / 1000, "score"),
     }

@@ -127,6 +127,29 @@ def _envelope_weight(state: dict[str, Any], value: float, params: AnomalyParams)
     return weight
 
 
+TRAVEL_TIME_CAP_S = 3600.0  # a stopped link's travel time counts as one hour, not infinity
+
+
+def link_travel_time_s(link_m: float, speed_kmh: float) -> float:
+    """Return the seconds a vehicle at `speed_kmh` needs for a link of `link_m` metres (capped)."""
+    if speed_kmh <= 0:
+        return TRAVEL_TIME_CAP_S
+    return min(link_m * 3.6 / speed_kmh, TRAVEL_TIME_CAP_S)
+
+
+def score_readings(states: dict[str, Any], values: dict[str, float], params: AnomalyParams) -> float:
+    """Score one reading's series (speed, occupancy, travel time...), each against its own state; return the
+    highest score. A series seen for the first time starts from `initial_state()`.
+    """
+    best = 0.0
+    for name, value in values.items():
+        state = states.get(name)
+        if state is None:
+            state = states[name] = initial_state()
+        best = max(best, score_reading(state, value, params))
+    return best
+
+
 def score_series(values: Iterable[float], detector: str | AnomalyParams = DEFAULT_DETECTOR) -> list[float]:
     """Score every reading of one series in order with a fresh state, as a worker would."""
     params = detector if isinstance(detector, AnomalyParams) else detector_params(detector)

@@ -8,7 +8,13 @@ from processors.baselines import local_hours
 from processors.outcome import BatchOutcome
 from processors.peers import Peers
 from processors.silence import SilenceRule, on_reading
-from processors.traffic.aggregations import CONGESTED_STEP_MAX_MS, traffic_increments
+from processors.traffic.aggregations import (
+    ANOMALY_MAX_FIELD,
+    CONGESTED_STEP_MAX_MS,
+    anomaly_milli,
+    traffic_increments,
+)
+from processors.traffic.anomaly import DETECTORS, link_travel_time_s, score_readings
 from processors.traffic.detectors import (
     congestion_detector,
     in_incident,
@@ -17,6 +23,7 @@ from processors.traffic.detectors import (
     stuck_detector,
 )
 from processors.traffic.sites import Site, SiteTable, load_sites
+from streams.exceptions import ConfigError
 from streams.models import Alert, AlertStatus, Domain, Severity, TrafficReading
 from streams.settings import Settings
 
@@ -43,6 +50,12 @@ class TrafficProcessor:
         self.silence = SilenceRule(
             "sensor_offline", Domain.traffic, Severity.medium, int(self.rules.offline_after_s * 1000), "detector"
         )
+        if self.rules.anomaly_detector not in DETECTORS:
+            raise ConfigError(
+                f"CITY_TRAFFIC__ANOMALY_DETECTOR={self.rules.anomaly_detector!r} is not a detector; "
+                f"use one of {', '.join(sorted(DETECTORS))}"
+            )
+        self.anomaly = DETECTORS[self.rules.anomaly_detector]
 
     def related_sources(self, event: Any, partition: int) -> tuple[str, ...]:
         """Return the upstream detector and the segment episode the incident rule reads for this reading."""
@@ -79,7 +92,28 @@ class TrafficProcessor:
         congested_ms = 0
         if "open" in congestion and previous_ms is not None:
             congested_ms = min(reading.observed_ms - previous_ms, CONGESTED_STEP_MAX_MS)
-        out.add_reading(zone_id, reading.observed_ms, traffic_increments(reading, congested_ms), groups=groups)
+        score = self.anomaly_score(reading, state)
+        out.add_reading(
+            zone_id,
+            reading.observed_ms,
+            traffic_increments(reading, congested_ms, anomalous=score >= self.anomaly.alarm_score),
+            maxima={ANOMALY_MAX_FIELD: anomaly_milli(score)},
+            groups=groups,
+        )
+
+    def anomaly_score(self, reading: TrafficReading, state: dict[str, Any]) -> float:
+        """Score the reading's speed, occupancy and, on a link the site table measures, its travel time.
+
+        Each series has its own streaming detector state in the detector's state (fixed size, no look-ahead);
+        the reading's score is the highest of its series' scores, in [0, 1).
+        """
+        series = {"speed": reading.avg_speed_kmh, "occupancy": reading.occupancy}
+        site, upstream = self.sites.site(reading.sensor_id), self.sites.upstream(reading.sensor_id)
+        if site is not None and upstream is not None and site.road_segment == reading.road_segment:
+            link_m = abs(site.position_m - upstream.position_m)
+            if link_m > 0:
+                series["travel_time"] = link_travel_time_s(link_m, reading.avg_speed_kmh)
+        return score_readings(state.setdefault("anomaly", {}), series, self.anomaly)
 
     def _incident(
         self,

@@ -177,6 +177,8 @@ def _truth(
             "max_w": None,
             "drones": set(),
             "violations": 0,
+            "anom_n": 0,
+            "anom_max": 0,
         }
     )
     rules = EnergyRules()
@@ -184,6 +186,8 @@ def _truth(
     last: dict[str, tuple[int, int, float]] = {}  # meter -> (Wh, ms, kW) of its previous reading
     congestion: dict[str, dict[str, Any]] = defaultdict(dict)  # detector -> congestion detector state
     last_ms: dict[str, int] = {}  # detector -> its previous reading
+    scorer = TrafficProcessor(Settings(environment="test"))
+    anomaly_states: dict[str, dict[str, Any]] = defaultdict(dict)  # detector -> its series' detector states
     opened = _violations_opened(events, zones)
     for index, (domain, key, v) in enumerate(events):
         t = datetime.fromisoformat(v["observed_at"])
@@ -191,6 +195,7 @@ def _truth(
         zone = zones.district_at(v["lon"], v["lat"])
         added_wh = 0
         congested_ms = 0
+        score = 0.0
         if domain == "traffic":
             # Time since the detector's previous reading, when this reading finds it in a congestion episode.
             reading = TrafficReading.model_validate(v)
@@ -198,6 +203,7 @@ def _truth(
             if "open" in congestion[key] and key in last_ms:
                 congested_ms = min(ms - last_ms[key], 300_000)
             last_ms[key] = ms
+            score = scorer.anomaly_score(reading, anomaly_states[key])
         if domain == "energy":
             # A counter going back (reset) or jumping beyond what the power allows adds nothing.
             wh, kw = round(v["energy_kwh"] * 1000), v["active_power_kw"]
@@ -216,6 +222,8 @@ def _truth(
                 w["vehicles"] += v["vehicle_count"]
                 w["occ"] += round(v["occupancy"] * 1_000_000)
                 w["cong_ms"] += congested_ms
+                w["anom_n"] += score >= scorer.anomaly.alarm_score
+                w["anom_max"] = max(w["anom_max"], round(score * 1000))
             elif domain == "drone":
                 if v["status"] != "ground":
                     w["drones"].add(key)
@@ -235,6 +243,8 @@ def _truth(
             truth[("traffic", "occupancy", *k[1:])] = w["occ"] / (w["n"] * 1_000_000)
             truth[("traffic", "congestion_minutes", *k[1:])] = w["cong_ms"] / 60_000
             truth[("traffic", "readings", *k[1:])] = float(w["n"])
+            truth[("traffic", "anomalous_readings", *k[1:])] = float(w["anom_n"])
+            truth[("traffic", "anomaly_score_max", *k[1:])] = w["anom_max"] / 1000
         elif domain == "drone":
             truth[("drone", "drones_airborne", *k[1:])] = float(len(w["drones"]))
             truth[("drone", "fixes", *k[1:])] = float(w["n"])

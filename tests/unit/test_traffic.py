@@ -272,7 +272,7 @@ def test_a_jam_that_comes_every_day_at_the_same_hour_becomes_normal() -> None:
 )
 def test_traffic_increments_are_integers(speed: float, vehicles: int, expected: dict[str, int]) -> None:
     increments = traffic_increments(reading(speed, vehicles=vehicles))
-    assert increments == expected | {"occ_micro": 600_000, "cong_ms": 0}  # occupancy 0.6, not congested
+    assert increments == expected | {"occ_micro": 600_000, "cong_ms": 0, "anom_n": 0}  # occupancy 0.6, calm
     assert all(type(v) is int for v in increments.values())
 
 
@@ -329,7 +329,9 @@ def test_processor_adds_the_reading_to_its_window_and_emits_alerts() -> None:
     speeds = [20, 20, 20, 20, 60]
     for i, speed in enumerate(speeds):
         processor.process(reading(speed, i), ZONE, state, out)
-    assert set(state) == {"silence", "congestion", "stuck"}  # TLD-0001 is not in the site table: no incident state
+    # TLD-0001 is not in the site table: no incident state, and no travel time among its scored series
+    assert set(state) == {"silence", "congestion", "stuck", "anomaly"}
+    assert set(state["anomaly"]) == {"speed", "occupancy"}
     assert len(out.alerts) == 1
     (alert,) = out.alerts.values()
     assert (alert.status, alert.count) == (AlertStatus.resolved, 4)
