@@ -4,7 +4,9 @@ Faust hands an agent one message at a time (a task and an `asyncio.wait` per mes
 drain loop, then the conductor, codec, sensors and stream iterator), which holds a worker near 5,000
 events/s whatever the agent then does with them. The intake is one aiokafka consumer in the worker's
 consumer group, subscribed to the three sensor topics: each `getmany` brings up to `batch_max` records,
-and each partition's run goes to the BatchRunner as one batch, partitions side by side. Faust stays the
+and, once records come, the intake keeps fetching for `batch_linger_s` (a producer's linger: live input
+otherwise arrives one or two records per partition per fetch, each paying a Redis transaction). Each
+partition's run goes to the BatchRunner as one batch, partitions side by side. Faust stays the
 frame: the app, its producer for alerts and dead letters, the timers, the worker's lifecycle and signals.
 
 Offsets: Redis holds what is applied (the runner's compare-and-set on each partition's offset). When a
@@ -166,8 +168,33 @@ class BatchIntake:
                     self._idle_since = time.monotonic()
                 continue
             self._idle_since = None
+            await self._linger(fetched)
             await asyncio.gather(*(self._partition(tp, records) for tp, records in fetched.items()))
             await self._commit({tp: self.runner.applied(tp.topic, tp.partition) for tp in fetched})
+
+    async def _linger(self, fetched: dict[TopicPartition, list[Any]]) -> None:
+        """Keep fetching into `fetched` for `batch_linger_s` or until it holds `batch_max` records.
+
+        A fetch returns as soon as any record is there, so live input would come one or two records per
+        partition, each batch paying a Redis transaction. Waiting a little gathers them (a producer's linger).
+        """
+        worker = self.settings.worker
+        consumer = self.consumer
+        assert consumer is not None
+        count = sum(len(records) for records in fetched.values())
+        deadline = time.monotonic() + worker.batch_linger_s
+        while count < worker.batch_max:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                more = await consumer.getmany(timeout_ms=max(1, int(left * 1000)), max_records=worker.batch_max - count)
+            except KafkaError as exc:  # process what came; the next fetch retries
+                log.warning('kafka fetch failed, processing the batch so far error="%s"', exc)
+                return
+            for tp, records in more.items():
+                fetched.setdefault(tp, []).extend(records)
+                count += len(records)
 
     async def _partition(self, tp: TopicPartition, records: list[Any]) -> None:
         batch = [Record(tp.topic, tp.partition, r.offset, r.key, r.value) for r in records]

@@ -1,0 +1,110 @@
+"""The intake on real Kafka: a trickle of live records is gathered into few batches by the linger."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from kafka import KafkaProducer
+
+from processors.intake import BatchIntake
+from processors.runner import Record
+from streams.settings import Settings
+from streams.topics import Topics, ensure_topics
+from tests.support.deployment import isolated_settings
+
+pytestmark = pytest.mark.integration
+
+RECORDS = 150
+SPACING_S = 0.01  # one record every 10 ms: 1.5 s of live input
+
+
+class _Sink:
+    async def applied_offset(self, topic: str, partition: int) -> int:
+        return -1
+
+
+class RecordingRunner:
+    """Stands in for the BatchRunner: keeps each batch the intake hands over, applies nothing."""
+
+    def __init__(self) -> None:
+        self.sink = _Sink()
+        self.batches: list[list[Record]] = []
+        self.fetches: list[int] = []
+        self._applied: dict[tuple[str, int], int] = {}
+        self._locks: dict[tuple[str, int], asyncio.Lock] = {}
+
+    def lock(self, topic: str, partition: int) -> asyncio.Lock:
+        return self._locks.setdefault((topic, partition), asyncio.Lock())
+
+    def forget(self, topic: str, partition: int) -> None:
+        self._applied.pop((topic, partition), None)
+
+    def applied(self, topic: str, partition: int) -> int | None:
+        return self._applied.get((topic, partition))
+
+    async def run_partition(self, topic: str, partition: int, records: list[Record]) -> None:
+        self.batches.append(records)
+        self._applied[(topic, partition)] = records[-1].offset
+
+
+def _trickle(settings: Settings, span: list[float]) -> None:
+    producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap_list, linger_ms=0)
+    topic = Topics(settings.kafka.topic_namespace).traffic
+    span.append(time.monotonic())
+    for i in range(RECORDS):
+        producer.send(topic, key=b"seg-1", value=b"%d" % i)
+        producer.flush()
+        time.sleep(SPACING_S)
+    span.append(time.monotonic())
+    producer.close()
+
+
+async def _until(done: Callable[[], bool], timeout_s: float) -> None:
+    for _ in range(int(timeout_s / 0.05)):
+        if done():
+            return
+        await asyncio.sleep(0.05)
+
+
+async def _consume(settings: Settings, span: list[float]) -> RecordingRunner:
+    runner = RecordingRunner()
+    topics = Topics(settings.kafka.topic_namespace)
+    intake = BatchIntake(settings, runner, [topics.traffic])  # type: ignore[arg-type]
+    await intake.start()
+    try:
+        await _until(lambda: bool(intake.assignment()), 60)
+        feeder = threading.Thread(target=_trickle, args=(settings, span))
+        feeder.start()
+        await _until(lambda: sum(len(b) for b in runner.batches) >= RECORDS, 60)
+        feeder.join()
+    finally:
+        with contextlib.suppress(Exception):
+            await intake.stop()
+    return runner
+
+
+@pytest.mark.parametrize("linger_s", [0.0, 0.5])
+def test_live_records_come_in_batches_no_more_than_one_per_linger(
+    kafka_bootstrap: str, redis_url: str, linger_s: float
+) -> None:
+    settings = isolated_settings(
+        "linger", kafka_bootstrap, redis_url, kafka={"partitions": 1}, worker={"batch_linger_s": linger_s}
+    )
+    ensure_topics(settings.kafka)
+    span: list[float] = []
+    runner = asyncio.run(_consume(settings, span))
+    offsets: list[Any] = [r.offset for batch in runner.batches for r in batch]
+    assert offsets == list(range(RECORDS))  # every record once, in order, whatever the batching
+    span_s = span[1] - span[0]  # as long as the producer really took
+    if linger_s:
+        # One batch per linger at most (plus the first and the last), however slowly the machine runs.
+        assert len(runner.batches) <= span_s / linger_s + 2, [len(b) for b in runner.batches]
+    else:
+        # Without a linger a fetch returns as soon as a record is there: many small batches.
+        assert len(runner.batches) > span_s / 0.5 + 2, [len(b) for b in runner.batches]
