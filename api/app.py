@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from api.auth import KeyCache
@@ -24,6 +24,7 @@ from api.services.metrics import AlertCountCache
 from geo.zones import ZoneIndex
 from processors.windows import WindowStore
 from streams.keys import Keys
+from streams.redisio import redis_client
 from streams.settings import Settings
 from streams.topics import Topics
 
@@ -50,17 +51,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         url = settings.redis.url.get_secret_value()
         # A blocking pool: under a burst, requests wait (up to the socket timeout) for one of its connections
         # instead of failing with "Too many connections" (which answered 503 under load).
-        redis = Redis.from_pool(
-            BlockingConnectionPool.from_url(
-                url,
-                max_connections=REDIS_POOL_SIZE,
-                timeout=settings.redis.socket_timeout_s,
-                socket_timeout=settings.redis.socket_timeout_s,
-                socket_connect_timeout=settings.api.health_timeout_s,
-            )
+        redis = redis_client(
+            url,
+            blocking_max=REDIS_POOL_SIZE,
+            timeout=settings.redis.socket_timeout_s,
+            socket_timeout=settings.redis.socket_timeout_s,
+            socket_connect_timeout=settings.api.health_timeout_s,
         )
         # Live clients block in XREAD for a heartbeat at a time: their own pool, with a timeout past that.
-        stream_redis = Redis.from_url(
+        stream_redis = redis_client(
             url,
             socket_timeout=options.sse_heartbeat_s + settings.redis.socket_timeout_s,
             socket_connect_timeout=settings.api.health_timeout_s,

@@ -11,7 +11,6 @@ import mode
 from aiokafka.errors import KafkaError
 from faust.app.base import BootStrategy
 from faust.exceptions import NotReady
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from geo.zones import ZoneIndex
@@ -25,6 +24,7 @@ from streams.app import create_faust_app
 from streams.codec import codec_name
 from streams.keys import Keys
 from streams.models import Aggregate, Alert, Domain
+from streams.redisio import redis_client
 from streams.settings import Settings
 from streams.topics import Topics
 
@@ -41,7 +41,7 @@ def create_worker(settings: Settings) -> faust.App:
     app = create_faust_app(settings)
     app.boot_strategy = BootStrategy(app, enable_kafka_consumer=False)
     zones = ZoneIndex.from_file(settings.zones_file)
-    redis = Redis.from_url(settings.redis.url.get_secret_value(), socket_timeout=settings.redis.socket_timeout_s)
+    redis = redis_client(settings.redis.url.get_secret_value(), socket_timeout=settings.redis.socket_timeout_s)
     keys = Keys(settings.redis.key_prefix)
     topics = Topics(settings.kafka.topic_namespace)
     alerts_topic = app.topic(topics.alerts, value_serializer=codec_name(Alert), key_serializer="raw")
