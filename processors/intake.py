@@ -6,7 +6,8 @@ events/s whatever the agent then does with them. The intake is one aiokafka cons
 consumer group, subscribed to the three sensor topics: each `getmany` brings up to `batch_max` records,
 and, once records come, the intake keeps fetching for `batch_linger_s` (a producer's linger: live input
 otherwise arrives one or two records per partition per fetch, each paying a Redis transaction). Each
-partition's run goes to the BatchRunner as one batch, partitions side by side. Faust stays the
+partition's run is one batch, partitions side by side, and those whose batch touches no shared key are
+committed to Redis in one transaction (`BatchRunner.run_fetch`). Faust stays the
 frame: the app, its producer for alerts and dead letters, the timers, the worker's lifecycle and signals.
 
 Offsets: Redis holds what is applied (the runner's compare-and-set on each partition's offset). When a
@@ -22,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -35,6 +36,10 @@ from streams.security import aiokafka_options
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+def _record(tp: TopicPartition, r: Any) -> Record:
+    return Record(tp.topic, tp.partition, r.offset, r.key, r.value)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -84,8 +89,8 @@ class BatchIntake:
             with contextlib.suppress(IllegalStateError):  # no longer assigned: its next owner reads from Redis
                 self.consumer.seek(TopicPartition(topic, partition), offset)
 
-    async def start(self) -> None:
-        """Join the group and start fetching."""
+    async def start(self, on_failure: Callable[[BaseException], None] | None = None) -> None:
+        """Join the group and start fetching; `on_failure` is told if fetching stops on an unexpected error."""
         kafka = self.settings.kafka
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=kafka.bootstrap_list,
@@ -103,7 +108,19 @@ class BatchIntake:
         await self.consumer.start()
         self.consumer.subscribe(self.topics, listener=_Rebalance(self))
         self._task = asyncio.create_task(self._run(), name="citystream-intake")
+        self._task.add_done_callback(lambda task: self._ended(task, on_failure))
         log.info('intake started topics="%s" group="%s"', ",".join(self.topics), self.settings.worker.group_id)
+
+    @staticmethod
+    def _ended(task: asyncio.Task[None], on_failure: Callable[[BaseException], None] | None) -> None:
+        """Log an intake that stopped on an error (a worker must not sit silent with its partitions)."""
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        assert exc is not None
+        log.error("intake stopped on an error, stopping the worker: %r", exc, exc_info=exc)
+        if on_failure is not None:
+            on_failure(exc)
 
     async def stop(self) -> None:
         """Stop fetching, let the batch in flight finish, and leave the group."""
@@ -169,7 +186,14 @@ class BatchIntake:
                 continue
             self._idle_since = None
             await self._linger(fetched)
-            await asyncio.gather(*(self._partition(tp, records) for tp, records in fetched.items()))
+            await self.runner.run_fetch(
+                {
+                    (tp.topic, tp.partition): [
+                        Record(tp.topic, tp.partition, r.offset, r.key, r.value) for r in records
+                    ]
+                    for tp, records in fetched.items()
+                }
+            )
             await self._commit({tp: self.runner.applied(tp.topic, tp.partition) for tp in fetched})
 
     async def _linger(self, fetched: dict[TopicPartition, list[Any]]) -> None:
@@ -195,10 +219,6 @@ class BatchIntake:
             for tp, records in more.items():
                 fetched.setdefault(tp, []).extend(records)
                 count += len(records)
-
-    async def _partition(self, tp: TopicPartition, records: list[Any]) -> None:
-        batch = [Record(tp.topic, tp.partition, r.offset, r.key, r.value) for r in records]
-        await self.runner.run_partition(tp.topic, tp.partition, batch)
 
     async def _commit(self, applied: Mapping[TopicPartition, int | None]) -> None:
         """Commit to Kafka the offsets after those applied in Redis (for lag figures; Redis stays the truth)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -23,7 +24,7 @@ from processors.energy.processor import EnergyProcessor
 from processors.outcome import UNZONED, BatchOutcome, DeadLetter
 from processors.peers import Peers
 from processors.silence import silent_alert
-from processors.sink import RedisSink, Shared, SharedUpdate
+from processors.sink import CommitResult, RedisSink, Shared, SharedAll, SharedUpdate
 from processors.timeliness import Timeliness, classify, remember
 from processors.traffic.processor import TrafficProcessor
 from streams.codec import decode_event
@@ -71,6 +72,20 @@ class PartitionCache:
     stalled_at: tuple[int, float] | None = None  # (applied offset, monotonic s) when it was first seen behind
     gap: tuple[int, int] | None = None  # (expected offset, first offset delivered instead) of the last seek back
     gap_seeks: int = 0
+
+
+@dataclass
+class Prepared:
+    """A partition's batch processed and published, waiting for its Redis commit."""
+
+    topic: str
+    partition: int
+    base: int
+    last: int
+    outcome: BatchOutcome
+    states: dict[str, dict[str, Any]]
+    shared: Shared | None
+    cache: PartitionCache  # the one the batch was processed against (a rebalance may drop it from the runner)
 
 
 Publish = Callable[[BatchOutcome], Awaitable[None]]
@@ -170,10 +185,19 @@ class BatchRunner:
         return cache, cache.base_offset
 
     async def _attempt(self, topic: str, partition: int, records: list[Record]) -> bool:
+        prepared = await self._prepare(topic, partition, records)
+        if prepared is None:
+            return True
+        p = prepared
+        result = await self.sink.commit(topic, partition, p.base, p.last, p.outcome, p.states, p.shared)
+        return self._settle(p, result)
+
+    async def _prepare(self, topic: str, partition: int, records: list[Record]) -> Prepared | None:
+        """Process a partition's new records and publish their alerts; None if nothing is left to apply."""
         cache, base = await self._cache(topic, partition)
         todo = await self._contiguous(topic, partition, cache, [r for r in records if r.offset > base])
         if not todo:
-            return True
+            return None
         domain = self.topics.domain_of(topic)
         worker = self.settings.worker
         outcome = BatchOutcome(
@@ -193,22 +217,104 @@ class BatchRunner:
         await self.publish(outcome)
         states = {sid: cache.states[sid] for sid in outcome.dirty_sources}
         shared = self._feeders(outcome) or self._separation(outcome)
-        result = await self.sink.commit(topic, partition, base, todo[-1].offset, outcome, states, shared)
+        return Prepared(topic, partition, base, todo[-1].offset, outcome, states, shared, cache)
+
+    def _settle(self, p: Prepared, result: CommitResult) -> bool:
+        """Move the partition's cache on after its commit, or drop it if Redis was elsewhere; return applied."""
         if not result.applied:
             log.info(
                 'partition moved on elsewhere, reloading topic="%s" partition=%d expected_offset=%d stored_offset=%d',
-                topic,
-                partition,
-                base,
+                p.topic,
+                p.partition,
+                p.base,
                 result.stored_offset,
             )
-            self.forget(topic, partition)
+            self.forget(p.topic, p.partition)
             return False
-        cache.base_offset = todo[-1].offset
-        if outcome.max_event_ms >= 0:
+        cache = p.cache
+        cache.base_offset = p.last
+        if p.outcome.max_event_ms >= 0:
             cache.commit_wall_ms = int(time.time() * 1000)
-        self._trim(cache, outcome.dirty_sources)
+        self._trim(cache, p.outcome.dirty_sources)
         return True
+
+    async def run_fetch(self, batches: dict[tuple[str, int], list[Record]]) -> None:
+        """Process one fetch's partitions side by side, committing those that share no key in one transaction.
+
+        Live input brings a few records per partition per fetch; a Redis transaction per partition then cost
+        more than the records. Partitions whose batch touches no shared key (feeders, the separation index)
+        are committed together: one WATCH on their offsets, one MULTI/EXEC, each still applied only if Redis
+        holds its base offset. The others commit on their own. A partition whose commit fails, or whose
+        processing met a Redis or Kafka outage, is run again alone by `run_partition` (reload, retry).
+        """
+        tps = sorted(batches)
+        again: list[tuple[str, int]] = []
+        async with contextlib.AsyncExitStack() as stack:
+            for tp in tps:  # in one order, so two fetches never wait for each other
+                await stack.enter_async_context(self.lock(*tp))
+            try:
+                again = await self._run_locked(tps, batches)
+            except BaseException:  # caches may hold effects that never reached Redis: read them again
+                for tp in tps:
+                    self.forget(*tp)
+                raise
+        for tp in again:
+            await self.run_partition(*tp, batches[tp])
+
+    async def _run_locked(
+        self, tps: list[tuple[str, int]], batches: dict[tuple[str, int], list[Record]]
+    ) -> list[tuple[str, int]]:
+        """Prepare and commit the partitions of a fetch; return those to run again alone."""
+        outages = (RedisError, OSError, AIOKafkaError)
+        again: list[tuple[str, int]] = []
+        prepared = await asyncio.gather(
+            *(self._prepare(topic, partition, batches[(topic, partition)]) for topic, partition in tps),
+            return_exceptions=True,
+        )
+        ready: list[Prepared] = []
+        for tp, item in zip(tps, prepared, strict=True):
+            if isinstance(item, outages):
+                self.forget(*tp)
+                again.append(tp)
+            elif isinstance(item, BaseException):
+                raise item
+            elif item is not None:
+                ready.append(item)
+        # Partitions that touch shared keys (feeders, the separation index) commit together, decided once on
+        # all their readings, and all or none; the others together, each unless it moved on elsewhere.
+        units = [unit for unit in ([p for p in ready if p.shared is None], [p for p in ready if p.shared]) if unit]
+        results = await asyncio.gather(*(self._commit_unit(unit) for unit in units), return_exceptions=True)
+        for unit, outcome in zip(units, results, strict=True):
+            if isinstance(outcome, outages):
+                for p in unit:
+                    self.forget(p.topic, p.partition)
+                    again.append((p.topic, p.partition))
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                for p, result in zip(unit, outcome, strict=True):
+                    if not self._settle(p, result):
+                        again.append((p.topic, p.partition))
+        return sorted(again)
+
+    async def _commit_unit(self, unit: list[Prepared]) -> list[CommitResult]:
+        """Commit partitions in one transaction, with their shared keys decided together if they have any."""
+        parts = [p.shared for p in unit if p.shared is not None]
+        shared: Shared | None = None if not parts else parts[0] if len(parts) == 1 else self._shared_of(unit)
+        return await self.sink.commit_many(
+            [(p.topic, p.partition, p.base, p.last, p.outcome, p.states) for p in unit], shared
+        )
+
+    def _shared_of(self, unit: list[Prepared]) -> Shared:
+        """Return one decision over every batch's drone fixes and supply transitions, as if one batch."""
+        worker = self.settings.worker
+        fixes = BatchOutcome(Domain.drone, worker.window_seconds)
+        supply = BatchOutcome(Domain.energy, worker.window_seconds)
+        for p in unit:
+            fixes.positions += p.outcome.positions
+            supply.supply_transitions += p.outcome.supply_transitions
+        parts = [part for part in (self._separation(fixes), self._feeders(supply)) if part is not None]
+        return parts[0] if len(parts) == 1 else SharedAll(parts)
 
     def _trim(self, cache: PartitionCache, dirty: set[str]) -> None:
         """Keep at most `state_cache_per_partition` sources' state, dropping those loaded longest ago.

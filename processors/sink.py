@@ -78,6 +78,7 @@ ALERT_EVENTS_MAX = 200_000  # changes kept for clients that reconnect (about a d
 
 
 Writes = Callable[[Any], None]  # adds a batch's writes to the transaction
+Batch = tuple[str, int, int, int, BatchOutcome, dict[str, dict[str, Any]]]  # topic, partition, base, last, ...
 
 
 class Shared(Protocol):
@@ -115,6 +116,33 @@ class SharedUpdate:
                 tx.set(key, value)
 
         return write, alerts
+
+
+@dataclass(frozen=True)
+class SharedAll:
+    """Several batches' shared state decided in one transaction: every part's keys watched, decided in turn."""
+
+    parts: list[Shared]
+
+    @property
+    def keys(self) -> list[str]:
+        """Return every part's keys once, in order."""
+        return list(dict.fromkeys(key for part in self.parts for key in part.keys))
+
+    @property
+    def publish(self) -> Callable[[list[Alert]], Awaitable[None]]:
+        """Return the first part's publisher: every part sends alerts to the same alerts topic."""
+        return self.parts[0].publish
+
+    async def decide_in(self, pipe: Any, reader: Redis) -> tuple[Writes, list[Alert]]:
+        """Decide each part on the watched state and return their writes together."""
+        decided = [await part.decide_in(pipe, reader) for part in self.parts]
+
+        def write(tx: Any) -> None:
+            for writes, _ in decided:
+                writes(tx)
+
+        return write, [alert for _, alerts in decided for alert in alerts]
 
 
 @dataclass(frozen=True)
@@ -186,16 +214,26 @@ class RedisSink:
         read under the same WATCH and decided on inside the transaction; if another partition changed one of
         them first, the decision is made again on the new value.
         """
-        offset_key = self.keys.partition_offset(topic, partition)
+        (result,) = await self.commit_many([(topic, partition, base_offset, last_offset, outcome, states)], shared)
+        return result
+
+    async def commit_many(self, batches: Sequence[Batch], shared: Shared | None = None) -> list[CommitResult]:
+        """Apply several partitions' batches in one transaction, each only if Redis holds its base offset.
+
+        `batches` are (topic, partition, base_offset, last_offset, outcome, states). Without `shared`, a
+        partition that moved on elsewhere is left out and the others are applied. With `shared` (decided from
+        every batch together), all are applied or none. A result that is not applied says where Redis stands.
+        """
+        offset_keys = [self.keys.partition_offset(topic, partition) for topic, partition, *_ in batches]
         shared_keys = shared.keys if shared else []
         for _ in range(SHARED_RETRIES):
             async with self.redis.pipeline(transaction=True) as pipe:
                 try:
-                    await pipe.watch(offset_key, *shared_keys)
-                    raw = await pipe.get(offset_key)
-                    stored = -1 if raw is None else int(raw)
-                    if stored != base_offset:
-                        return CommitResult(False, stored)
+                    await pipe.watch(*offset_keys, *shared_keys)
+                    stored = [-1 if raw is None else int(raw) for raw in await pipe.mget(offset_keys)]
+                    ready = [at == batch[2] for at, batch in zip(stored, batches, strict=True)]
+                    if not any(ready) or (shared is not None and not all(ready)):
+                        return [CommitResult(False, at) for at in stored]
                     writes: Writes | None = None
                     shared_alerts: list[Alert] = []
                     if shared is not None:
@@ -203,18 +241,26 @@ class RedisSink:
                         if shared_alerts:
                             await shared.publish(shared_alerts)
                     pipe.multi()
-                    self._write(pipe, topic, partition, outcome, states, shared_alerts)
+                    for (topic, partition, _, last_offset, outcome, states), key, ok in zip(
+                        batches, offset_keys, ready, strict=True
+                    ):
+                        if ok:
+                            self._write(pipe, topic, partition, outcome, states, shared_alerts)
+                            shared_alerts = []  # written once, with the first batch
+                            pipe.set(key, last_offset)
                     if writes is not None:
                         writes(pipe)
-                    pipe.set(offset_key, last_offset)
                     await pipe.execute()
-                    return CommitResult(True, last_offset)
+                    return [
+                        CommitResult(True, batch[3]) if ok else CommitResult(False, at)
+                        for batch, ok, at in zip(batches, ready, stored, strict=True)
+                    ]
                 except WatchError:
-                    stored = await self.applied_offset(topic, partition)
-                    if stored != base_offset or shared is None:
-                        return CommitResult(False, stored)
+                    now = [-1 if raw is None else int(raw) for raw in await self.redis.mget(offset_keys)]
+                    if shared is None or any(at != batch[2] for at, batch in zip(now, batches, strict=True)):
+                        return [CommitResult(False, at) for at in now]
                     # Only a shared key moved: decide again on its new value.
-        return CommitResult(False, base_offset)
+        return [CommitResult(False, batch[2]) for batch in batches]
 
     def _write(
         self,

@@ -87,7 +87,7 @@ def create_worker(settings: Settings) -> faust.App:
         """Starts the batch intake with the app and stops it first on shutdown."""
 
         async def on_start(self) -> None:
-            await intake.start()
+            await intake.start(on_failure=lambda exc: self.add_future(self.crash(exc)))
 
         async def on_stop(self) -> None:
             await intake.stop()

@@ -48,9 +48,10 @@ class RecordingRunner:
     def applied(self, topic: str, partition: int) -> int | None:
         return self._applied.get((topic, partition))
 
-    async def run_partition(self, topic: str, partition: int, records: list[Record]) -> None:
-        self.batches.append(records)
-        self._applied[(topic, partition)] = records[-1].offset
+    async def run_fetch(self, batches: dict[tuple[str, int], list[Record]]) -> None:
+        for (topic, partition), records in batches.items():
+            self.batches.append(records)
+            self._applied[(topic, partition)] = records[-1].offset
 
 
 def _trickle(settings: Settings, span: list[float]) -> None:
