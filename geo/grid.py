@@ -7,6 +7,7 @@ and the API name the same cell for the same point. Cells of different rows do no
 
 from __future__ import annotations
 
+import functools
 import math
 
 from geo.exceptions import GeoError
@@ -16,6 +17,7 @@ from geo.zones import check_coordinates
 M_PER_DEG_LAT = EARTH_RADIUS_M * math.pi / 180
 
 
+@functools.lru_cache(maxsize=65536)  # rows of a city's few grids: a cosine per row, not per lookup
 def _steps(iy: int, size_m: float) -> tuple[float, float]:
     """Return the (lon, lat) size in degrees of the cells of row iy."""
     dlat = size_m / M_PER_DEG_LAT
