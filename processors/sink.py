@@ -22,36 +22,26 @@ from streams.codec import encode
 from streams.keys import Keys
 from streams.models import Alert
 
-# Keep the larger integer in hash fields and set each hash's time to live, for every window of a batch in
-# one call: max is order-independent, so replays and interleavings agree. ARGV[1] is the TTL; then, per
-# key, the number of fields followed by field/value pairs.
-HASH_MAX_MANY = """
+# Add integers to window hash fields, raise others to at least a value, and set each hash's time to live,
+# for every window of a batch in one call (one command per field would cost more to send than to run;
+# max is order-independent, like a sum, so replays and interleavings agree). ARGV[1] is the TTL; then,
+# per key, the number of field/amount pairs to add, those pairs, the number of field/value pairs to
+# raise, and those pairs.
+WINDOW_FIELDS = """
 local ttl, a = ARGV[1], 2
 for _, key in ipairs(KEYS) do
   local n = tonumber(ARGV[a])
+  for j = 1, n do
+    redis.call('HINCRBY', key, ARGV[a + 2 * j - 1], ARGV[a + 2 * j])
+  end
+  a = a + 1 + 2 * n
+  n = tonumber(ARGV[a])
   for j = 1, n do
     local field, value = ARGV[a + 2 * j - 1], ARGV[a + 2 * j]
     local current = redis.call('HGET', key, field)
     if not current or tonumber(value) > tonumber(current) then
       redis.call('HSET', key, field, value)
     end
-  end
-  a = a + 1 + 2 * n
-  redis.call('EXPIRE', key, ttl)
-end
-return 0
-"""
-
-
-# Add integers to hash fields and set each hash's time to live, for every window of a batch in one call
-# (one command per field would cost more to send than to run). ARGV[1] is the TTL; then, per key, the
-# number of fields followed by field/amount pairs.
-HASH_INCR_MANY = """
-local ttl, a = ARGV[1], 2
-for _, key in ipairs(KEYS) do
-  local n = tonumber(ARGV[a])
-  for j = 1, n do
-    redis.call('HINCRBY', key, ARGV[a + 2 * j - 1], ARGV[a + 2 * j])
   end
   a = a + 1 + 2 * n
   redis.call('EXPIRE', key, ttl)
@@ -273,26 +263,19 @@ class RedisSink:
     ) -> None:
         keys, domain = self.keys, outcome.domain.value
         index: dict[int, dict[str, float]] = {}
-        if outcome.sums:
-            incr_keys: list[str] = []
-            incr_args: list[str | int] = [self.window_ttl_s]
-            for (window_s, zone_id, start_ms), sums in outcome.sums.items():
-                incr_keys.append(keys.window(domain, window_s, zone_id, start_ms))
-                incr_args.append(len(sums))
-                for field_name, amount in sums.items():
-                    incr_args += [field_name, amount]
+        windows = list(dict.fromkeys([*outcome.sums, *outcome.maxima]))
+        if windows:
+            window_keys: list[str] = []
+            window_args: list[str | int] = [self.window_ttl_s]
+            for window in windows:
+                window_s, zone_id, start_ms = window
+                window_keys.append(keys.window(domain, window_s, zone_id, start_ms))
+                for fields in (outcome.sums.get(window, {}), outcome.maxima.get(window, {})):
+                    window_args.append(len(fields))
+                    for field_name, value in fields.items():
+                        window_args += [field_name, value]
                 index.setdefault(window_s, {})[f"{zone_id}|{start_ms}"] = start_ms
-            pipe.eval(HASH_INCR_MANY, len(incr_keys), *incr_keys, *incr_args)
-        if outcome.maxima:
-            max_keys: list[str] = []
-            max_args: list[str | int] = [self.window_ttl_s]
-            for (window_s, zone_id, start_ms), maxima in outcome.maxima.items():
-                max_keys.append(keys.window(domain, window_s, zone_id, start_ms))
-                max_args.append(len(maxima))
-                for field_name, value in maxima.items():
-                    max_args += [field_name, value]
-                index.setdefault(window_s, {})[f"{zone_id}|{start_ms}"] = start_ms
-            pipe.eval(HASH_MAX_MANY, len(max_keys), *max_keys, *max_args)
+            pipe.eval(WINDOW_FIELDS, len(window_keys), *window_keys, *window_args)
         if outcome.members:
             set_keys: list[str] = []
             set_args: list[str | int] = [self.window_ttl_s]
