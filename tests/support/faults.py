@@ -36,27 +36,24 @@ class Results:
         self.topics = Topics(settings.kafka.topic_namespace)
         self.keys = Keys(settings.redis.key_prefix)
 
-    def progress(self) -> int:
-        """Return how many events' effects are committed in Redis (-1 while Redis is down)."""
+    def _stats(self) -> dict[bytes, int] | None:
+        """Return the deployment's stats counters (None while Redis is down)."""
         client = redis.Redis.from_url(self.settings.redis.url.get_secret_value(), socket_timeout=2)
         try:
-            stats = client.hgetall(self.keys.stats)
+            return {k: int(v) for k, v in client.hgetall(self.keys.stats).items()}
         except redis.RedisError:
-            return -1
+            return None
         finally:
             client.close()
-        return sum(int(v) for k, v in stats.items() if k.startswith(b"events:"))
+
+    def progress(self) -> int:
+        """Return how many events' effects are committed in Redis (-1 while Redis is down)."""
+        stats = self._stats()
+        return -1 if stats is None else sum(v for k, v in stats.items() if k.startswith(b"events:"))
 
     def refusals(self) -> dict[str, int]:
         """Return the stats counters other than applied events (dead letters, late events), or {} if none."""
-        client = redis.Redis.from_url(self.settings.redis.url.get_secret_value(), socket_timeout=2)
-        try:
-            stats = client.hgetall(self.keys.stats)
-        except redis.RedisError:
-            return {}
-        finally:
-            client.close()
-        return {k.decode(): int(v) for k, v in stats.items() if not k.startswith(b"events:")}
+        return {k.decode(): v for k, v in (self._stats() or {}).items() if not k.startswith(b"events:")}
 
     def aggregates(self) -> dict[tuple[str, str, str, int], float]:
         """Read every zone window metric back from Redis."""
