@@ -9,14 +9,13 @@ import orjson
 import redis
 from redis.asyncio import Redis
 
-from geo.zones import ZoneIndex
 from processors.outcome import BatchOutcome
 from processors.runner import BatchRunner, Record
 from processors.sink import RedisSink
 from streams.keys import Keys
 from streams.models import Domain
-from streams.settings import DEFAULT_ZONES_FILE, Settings
-from tests.support.replay import city_batches, redis_contents
+from streams.settings import Settings
+from tests.support.replay import city_batches, redis_contents, replay_runner
 
 
 def _fetches(batches: list[list[Record]]) -> list[dict[tuple[str, int], list[Record]]]:
@@ -42,12 +41,7 @@ def _in_any_order(contents: dict[bytes, object]) -> dict[bytes, object]:
 
 
 def _runner(client: Redis, prefix: str) -> BatchRunner:
-    async def publish(_: BatchOutcome) -> None:
-        return None
-
-    return BatchRunner(
-        Settings(environment="test"), ZoneIndex.from_file(DEFAULT_ZONES_FILE), RedisSink(client, Keys(prefix)), publish
-    )
+    return replay_runner(client, prefix, Settings(environment="test"))
 
 
 async def _one_by_one(url: str, batches: list[list[Record]]) -> None:

@@ -7,22 +7,14 @@ import asyncio
 import redis
 from redis.asyncio import Redis
 
-from geo.zones import ZoneIndex
-from processors.outcome import BatchOutcome
-from processors.runner import BatchRunner, Record
-from processors.sink import RedisSink
-from streams.keys import Keys
-from streams.settings import DEFAULT_ZONES_FILE, Settings
-from tests.support.replay import BATCH, city_batches, redis_contents
+from processors.runner import Record
+from streams.settings import Settings
+from tests.support.replay import BATCH, city_batches, redis_contents, replay_runner
 
 
 async def _run(url: str, prefix: str, settings: Settings, batches: list[list[Record]]) -> int:
     client = Redis.from_url(url)
-
-    async def publish(_: BatchOutcome) -> None:
-        return None
-
-    runner = BatchRunner(settings, ZoneIndex.from_file(DEFAULT_ZONES_FILE), RedisSink(client, Keys(prefix)), publish)
+    runner = replay_runner(client, prefix, settings)
     most = 0
     for batch in batches:
         await runner.run(batch)

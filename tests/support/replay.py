@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 import redis
 
 from citystream.simulator import CitySimulator, size_for_rate
 from geo.zones import ZoneIndex
-from processors.runner import Record
+from processors.outcome import BatchOutcome
+from processors.runner import BatchRunner, Record
+from processors.sink import RedisSink
+from streams.keys import Keys
 from streams.models import Domain
 from streams.settings import DEFAULT_ZONES_FILE, Settings
 from streams.topics import Topics
@@ -54,3 +58,12 @@ def redis_contents(client: redis.Redis, prefix: str) -> dict[bytes, object]:
             value = client.get(key)
         out[name] = value
     return out
+
+
+def replay_runner(client: Any, prefix: str, settings: Settings) -> BatchRunner:
+    """Return a BatchRunner committing to Redis under `prefix`, sending nothing to Kafka."""
+
+    async def publish(_: BatchOutcome) -> None:
+        return None
+
+    return BatchRunner(settings, ZoneIndex.from_file(DEFAULT_ZONES_FILE), RedisSink(client, Keys(prefix)), publish)
