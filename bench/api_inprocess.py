@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import httpx  # noqa: E402
 import redis  # noqa: E402
-from api_load import PREFIX, endpoint_paths, fill_alerts, fill_windows  # noqa: E402
+from api_load import PREFIX, bench_app, endpoint_paths, fill_alerts, fill_windows  # noqa: E402
 
-from citystream.servers import RedisServer, free_port  # noqa: E402
+from citystream.servers import RedisServer  # noqa: E402
 from streams.keys import Keys  # noqa: E402
 
 
@@ -34,21 +34,7 @@ async def measure(
     redis_url: str, key: str, now_ms: int, requests: int, profile: str | None, page_cache: bool = True
 ) -> None:
     """Call each endpoint `requests` times in a row; print ms per request and the ratio to the trivial one."""
-    from api.app import create_app
-    from streams.settings import KafkaSettings, RedisSettings, Settings
-
-    settings = Settings(
-        environment="development",
-        log_level="WARNING",
-        redis=RedisSettings(url=redis_url, key_prefix=PREFIX),
-        kafka=KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}"),
-    )
-    app = create_app(settings)
-
-    @app.get("/bench/trivial", include_in_schema=False)
-    async def trivial() -> dict[str, bool]:
-        return {"ok": True}
-
+    app = bench_app(redis_url)
     headers = {"Authorization": f"Bearer {key}"}
     costs: dict[str, float] = {}
     cpu_costs: dict[str, float] = {}

@@ -30,6 +30,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -139,10 +140,8 @@ def fill_windows(client: redis.Redis, keys: Keys, total: int, now_ms: int, rng: 
 # ---------------------------------------------------------------- the server process
 
 
-def serve(redis_url: str, port: int) -> None:
-    """Run the API with the bench's trivial route on 127.0.0.1:port (one uvicorn process)."""
-    import uvicorn
-
+def bench_app(redis_url: str) -> Any:
+    """Return the API on the bench's Redis with one extra route, `GET /bench/trivial` (the FastAPI floor)."""
     from api.app import create_app
     from streams.settings import KafkaSettings, RedisSettings, Settings
 
@@ -158,6 +157,14 @@ def serve(redis_url: str, port: int) -> None:
     async def trivial() -> dict[str, bool]:
         return {"ok": True}
 
+    return app
+
+
+def serve(redis_url: str, port: int) -> None:
+    """Run the API with the bench's trivial route on 127.0.0.1:port (one uvicorn process)."""
+    import uvicorn
+
+    app = bench_app(redis_url)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
