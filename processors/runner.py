@@ -84,8 +84,12 @@ class Prepared:
     last: int
     outcome: BatchOutcome
     states: dict[str, dict[str, Any]]
-    shared: Shared | None
     cache: PartitionCache  # the one the batch was processed against (a rebalance may drop it from the runner)
+
+    @property
+    def shares(self) -> bool:
+        """Return whether the batch changes state other partitions write (feeders, the separation index)."""
+        return bool(self.outcome.positions or self.outcome.supply_transitions)
 
 
 Publish = Callable[[BatchOutcome], Awaitable[None]]
@@ -188,9 +192,8 @@ class BatchRunner:
         prepared = await self._prepare(topic, partition, records)
         if prepared is None:
             return True
-        p = prepared
-        result = await self.sink.commit(topic, partition, p.base, p.last, p.outcome, p.states, p.shared)
-        return self._settle(p, result)
+        (result,) = await self._commit_unit([prepared])
+        return self._settle(prepared, result)
 
     async def _prepare(self, topic: str, partition: int, records: list[Record]) -> Prepared | None:
         """Process a partition's new records and publish their alerts; None if nothing is left to apply."""
@@ -216,8 +219,7 @@ class BatchRunner:
         outcome.max_event_ms = cache.max_event_ms
         await self.publish(outcome)
         states = {sid: cache.states[sid] for sid in outcome.dirty_sources}
-        shared = self._feeders(outcome) or self._separation(outcome)
-        return Prepared(topic, partition, base, todo[-1].offset, outcome, states, shared, cache)
+        return Prepared(topic, partition, base, todo[-1].offset, outcome, states, cache)
 
     def _settle(self, p: Prepared, result: CommitResult) -> bool:
         """Move the partition's cache on after its commit, or drop it if Redis was elsewhere; return applied."""
@@ -282,7 +284,7 @@ class BatchRunner:
                 ready.append(item)
         # Partitions that touch shared keys (feeders, the separation index) commit together, decided once on
         # all their readings, and all or none; the others together, each unless it moved on elsewhere.
-        units = [unit for unit in ([p for p in ready if p.shared is None], [p for p in ready if p.shared]) if unit]
+        units = [unit for unit in ([p for p in ready if not p.shares], [p for p in ready if p.shares]) if unit]
         results = await asyncio.gather(*(self._commit_unit(unit) for unit in units), return_exceptions=True)
         for unit, outcome in zip(units, results, strict=True):
             if isinstance(outcome, outages):
@@ -299,14 +301,13 @@ class BatchRunner:
 
     async def _commit_unit(self, unit: list[Prepared]) -> list[CommitResult]:
         """Commit partitions in one transaction, with their shared keys decided together if they have any."""
-        parts = [p.shared for p in unit if p.shared is not None]
-        shared: Shared | None = None if not parts else parts[0] if len(parts) == 1 else self._shared_of(unit)
         return await self.sink.commit_many(
-            [(p.topic, p.partition, p.base, p.last, p.outcome, p.states) for p in unit], shared
+            [(p.topic, p.partition, p.base, p.last, p.outcome, p.states) for p in unit], self._shared_of(unit)
         )
 
-    def _shared_of(self, unit: list[Prepared]) -> Shared:
-        """Return one decision over every batch's drone fixes and supply transitions, as if one batch."""
+    def _shared_of(self, unit: list[Prepared]) -> Shared | None:
+        """Return one decision over every batch's drone fixes and supply transitions, as if one batch (None:
+        the batches touch no shared key)."""
         worker = self.settings.worker
         fixes = BatchOutcome(Domain.drone, worker.window_seconds)
         supply = BatchOutcome(Domain.energy, worker.window_seconds)
@@ -314,7 +315,7 @@ class BatchRunner:
             fixes.positions += p.outcome.positions
             supply.supply_transitions += p.outcome.supply_transitions
         parts = [part for part in (self._separation(fixes), self._feeders(supply)) if part is not None]
-        return parts[0] if len(parts) == 1 else SharedAll(parts)
+        return None if not parts else parts[0] if len(parts) == 1 else SharedAll(parts)
 
     def _trim(self, cache: PartitionCache, dirty: set[str]) -> None:
         """Keep at most `state_cache_per_partition` sources' state, dropping those loaded longest ago.
