@@ -16,6 +16,7 @@ from api.limits import BodySizeLimit
 from api.metrics import LatencyHistogram, RequestTimer
 from api.openapi import install_openapi
 from api.options import api_options
+from api.response_cache import CacheCounts, ResponseCache
 from api.routes import aggregates, alerts, dashboard, drones, health, ingest, metrics, snoozes, stats, zones
 from api.services.alert_pages import PageCache
 from api.services.alert_reindex import ensure_indexed
@@ -23,6 +24,7 @@ from api.services.ingest import Ingestor
 from api.services.metrics import AlertCountCache
 from geo.zones import ZoneIndex
 from processors.windows import WindowStore
+from streams.changefeed import ChangeFeed
 from streams.keys import Keys
 from streams.redisio import redis_client
 from streams.settings import Settings
@@ -30,6 +32,16 @@ from streams.topics import Topics
 
 log = logging.getLogger(__name__)
 REDIS_POOL_SIZE = 64  # connections one API process holds to Redis at most
+FEED_START_WAIT_S = 1.0  # how long start-up waits for Redis's change notices (answers are read from Redis until)
+
+
+def cached_routes(keys: Keys) -> dict[str, tuple[str, ...]]:
+    """Return the GET routes whose answers are kept, with the Redis key prefixes every write they show touches.
+
+    Alert writers raise the alerts version and write the alert index and facet indexes, all under
+    `alert_index` ("<prefix>:alerts..."); window writers raise their domain's windows version.
+    """
+    return {"/alerts": (keys.alert_index,), "/aggregates": (keys.windows_version_prefix,)}
 
 
 async def _index_alerts(redis: Redis, keys: Keys) -> None:
@@ -86,10 +98,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             redis, keys, settings.worker.window_seconds, Topics(settings.kafka.topic_namespace)
         )
         app.state.ingestor = Ingestor(settings)
+        app.state.change_feed = None
+        if options.response_cache_s > 0:
+            app.state.change_feed = ChangeFeed(url, [p for group in cached_routes(keys).values() for p in group])
+            app.state.change_feed.start()
+            await app.state.change_feed.wait_live(FEED_START_WAIT_S)
         await _index_alerts(redis, keys)
         try:
             yield
         finally:
+            if app.state.change_feed is not None:
+                await app.state.change_feed.close()
             app.state.ingestor.close()
             await stream_redis.aclose()
             await redis.aclose()
@@ -102,6 +121,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_openapi(app)
+    app.state.response_cache = CacheCounts()
+    routes = cached_routes(Keys(settings.redis.key_prefix))
+    app.add_middleware(
+        ResponseCache, routes=routes, max_age_s=options.response_cache_s, counts=app.state.response_cache
+    )
     app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(RequestTimer, histogram=latency)
     for module in (health, metrics, stats, alerts, snoozes, aggregates, zones, drones, ingest, dashboard):

@@ -10,7 +10,7 @@ import hashlib
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
 import redis
@@ -97,12 +97,17 @@ def revoke_key(client: redis.Redis, keys: Keys, name: str) -> ApiKey:
 
 def presented_key(request: Request) -> str | None:
     """Return the key of `Authorization: Bearer <key>` or `X-API-Key`, if any."""
-    header = request.headers.get("authorization")
+    return key_in_headers(request.headers)
+
+
+def key_in_headers(headers: Mapping[str, str]) -> str | None:
+    """Return the key of `Authorization: Bearer <key>` or `X-API-Key` among request headers, if any."""
+    header = headers.get("authorization")
     if header:
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
-    return request.headers.get("x-api-key") or None
+    return headers.get("x-api-key") or None
 
 
 class KeyCache:

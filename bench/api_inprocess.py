@@ -43,6 +43,7 @@ async def measure(
             from api.services.alert_pages import PageCache
 
             app.state.alert_pages = PageCache(max_entries=0)
+            app.state.change_feed = None  # no kept answers in front of the routes either
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench", headers=headers) as client:
             for name, path in endpoint_paths(now_ms).items():

@@ -24,9 +24,11 @@ import json
 import math
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -135,6 +137,42 @@ def fill_windows(client: redis.Redis, keys: Keys, total: int, now_ms: int, rng: 
             pipe.zadd(keys.window_index(domain, size), index)
     pipe.execute()
     return written
+
+
+class LiveWriter:
+    """A thread standing in for a live worker: `per_s` commits a second, each adding a reading to the newest
+    changan traffic window (raising the windows version, as RedisSink does) and raising the alerts version
+    (as an alert update does), so every kept API answer is stale after each commit."""
+
+    def __init__(self, url: str, keys: Keys, now_ms: int, per_s: float) -> None:
+        self.client = redis.Redis.from_url(url)
+        self.keys, self.per_s = keys, per_s
+        self.window = keys.window("traffic", 60, "changan", now_ms // 60_000 * 60_000)
+        self.commits = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="live-writer", daemon=True)
+
+    def __enter__(self) -> LiveWriter:
+        if self.per_s > 0:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+        self.client.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(1 / self.per_s):
+            with self.client.pipeline(transaction=True) as pipe:
+                pipe.hincrby(self.window, "n", 1)
+                pipe.hincrby(self.window, "vehicles", 1)
+                pipe.hincrby(self.window, "speed_micro", 50_000_000)
+                pipe.incr(self.keys.windows_version("traffic"))
+                pipe.incr(self.keys.alerts_version)
+                pipe.execute()
+            self.commits += 1
 
 
 # ---------------------------------------------------------------- the server process
@@ -368,6 +406,12 @@ def main() -> None:
     parser.add_argument("--alerts", type=int, default=100_000)
     parser.add_argument("--windows", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=6)
+    parser.add_argument(
+        "--commits-per-s",
+        type=float,
+        default=5.0,
+        help="writes a second changing a window and the alerts version, as a live worker's commits (0: none)",
+    )
     parser.add_argument("--serve", nargs=2, metavar=("REDIS_URL", "PORT"), help=argparse.SUPPRESS)
     parser.add_argument("--load", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -406,30 +450,52 @@ def main() -> None:
         try:
             wait_for(port)
             spec = json.dumps({"port": port, "key": key, "paths": endpoint_paths(now_ms)})
-            loader = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--load",
-                    spec,
-                    "--rate",
-                    str(args.rate),
-                    "--seconds",
-                    str(args.seconds),
-                    "--connections",
-                    str(args.connections),
-                ],
-                env=env,
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
+            with LiveWriter(server.url, keys, now_ms, args.commits_per_s) as writer:
+                loader = subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--load",
+                        spec,
+                        "--rate",
+                        str(args.rate),
+                        "--seconds",
+                        str(args.seconds),
+                        "--connections",
+                        str(args.connections),
+                    ],
+                    env=env,
+                    cwd=ROOT,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+            answers = answer_counts(port)
         finally:
             api.terminate()
             api.wait(10)
     rows = [json.loads(line) for line in loader.stdout.splitlines() if line.startswith("{")]
     print_table(rows, args, written)
+    if not any(answers.values()):
+        print(
+            f"live writer: {writer.commits:,} commits ({args.commits_per_s:g}/s); kept answers off (response_cache_s 0)"
+        )
+        return
+    print(
+        f"live writer: {writer.commits:,} commits ({args.commits_per_s:g}/s), each making every kept answer stale; "
+        f"GET /alerts and /aggregates answered {answers.get('hit', 0):,} times from kept answers, "
+        f"{answers.get('joined', 0):,} by joining a request computing the same answer, "
+        f"{answers.get('miss', 0):,} computed, {answers.get('bypass', 0):,} computed with the change feed down or off"
+    )
+
+
+def answer_counts(port: int) -> dict[str, int]:
+    """Return the API's kept-answer counters from its /metrics."""
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    found = re.findall(r'^citystream_api_answers_total\{result="(\w+)"\} (\d+)', text, re.MULTILINE)
+    return {result: int(count) for result, count in found}
 
 
 def ms(value: float) -> str:

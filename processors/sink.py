@@ -285,6 +285,8 @@ class RedisSink:
             pipe.eval(SET_ADD_MANY, len(set_keys), *set_keys, *set_args)
         for window_s, members_by_ref in index.items():
             pipe.zadd(keys.window_index(domain, window_s), members_by_ref)
+        if windows or outcome.members:
+            pipe.incr(keys.windows_version(domain))  # in the same transaction: a kept answer is never half-new
         alerts = [*outcome.alerts.values(), *extra_alerts]
         for alert in alerts:
             pipe.set(keys.alert(alert.id), encode(alert))

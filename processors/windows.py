@@ -204,8 +204,11 @@ class WindowStore:
             alive = await pipe.execute()
         gone = [f"{z}|{s}" for (z, s), exists in zip(refs, alive, strict=True) if not exists]
         if gone:
-            await self.redis.zrem(self.keys.window_index(domain.value, self.window_s), *gone)
-            await self.redis.zrem(self.keys.windows_emitted(domain.value, self.window_s), *gone)
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.zrem(self.keys.window_index(domain.value, self.window_s), *gone)
+                pipe.zrem(self.keys.windows_emitted(domain.value, self.window_s), *gone)
+                pipe.incr(self.keys.windows_version(domain.value))
+                await pipe.execute()
         return len(gone)
 
 

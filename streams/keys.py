@@ -73,6 +73,15 @@ class Keys:
         """Return the sorted set of `zone|start_ms` windows scored by start_ms."""
         return f"{self.prefix}:aggidx:{domain}:{window_s}"
 
+    @property
+    def windows_version_prefix(self) -> str:
+        """Return what the windows version counters start with (the domain follows)."""
+        return f"{self.prefix}:aggver:"
+
+    def windows_version(self, domain: str) -> str:
+        """Return the counter every write of a domain's windows raises (API answers kept on it are then stale)."""
+        return f"{self.windows_version_prefix}{domain}"
+
     def windows_emitted(self, domain: str, window_s: int) -> str:
         """Return the sorted set of windows already sent to the aggregates topic, scored by start_ms."""
         return f"{self.prefix}:aggemitted:{domain}:{window_s}"

@@ -285,6 +285,13 @@ class ApiSettings(BaseModel):
     flapping_minutes: float = Field(10.0, gt=0, description="... opened within this many minutes is flapping")
     sse_heartbeat_s: float = Field(15.0, gt=0, le=300)
     sse_batch: int = Field(100, ge=1, le=10_000, description="stream entries one live client holds at most")
+    response_cache_s: float = Field(
+        1.0,
+        ge=0,
+        le=60,
+        description="how long an answer of GET /alerts or /aggregates is kept at most; Redis's change notices end "
+        "it sooner, as soon as alerts or windows change; 0: answer every request from Redis",
+    )
     metrics_refresh_s: float = Field(10.0, ge=0)
     metrics_alert_sample: int = Field(5000, ge=100, description="alerts read per /metrics refresh at most")
 

@@ -86,7 +86,9 @@ async def alerts(
     """List alerts (default: active ones, newest first)."""
     # Written as JSON by the service (rows' JSON cached with them), so FastAPI's validation is skipped.
     cache = request.app.state.alert_pages
-    page = await alerts_page_json(redis, keys, options, cache, _active_by_default(flt), limit, cursor, sort, order)
+    page, request.state.fresh_until = await alerts_page_json(
+        redis, keys, options, cache, _active_by_default(flt), limit, cursor, sort, order
+    )
     return Response(page, media_type="application/json")
 
 

@@ -17,4 +17,5 @@ async def metrics(request: Request, redis: RedisDep, keys: KeysDep, options: Opt
     state = request.app.state
     lines = await render_metrics(redis, keys, options, state.alert_counts)
     lines += state.latency.render("citystream_http_request_duration_seconds")
+    lines += state.response_cache.render("citystream_api_answers_total")
     return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -32,12 +32,12 @@ class PageCache:
     max_entries: int = CACHE_ENTRIES
     entries: dict[tuple[Any, ...], tuple[int, datetime | None, bytes]] = dataclasses.field(default_factory=dict)
 
-    def get(self, key: tuple[Any, ...], version: int, now: datetime) -> bytes | None:
-        """Return the answer kept for this query at this version, if still valid."""
+    def get(self, key: tuple[Any, ...], version: int, now: datetime) -> tuple[bytes, datetime | None] | None:
+        """Return the answer kept for this query at this version, if still valid, and until when it is."""
         entry = self.entries.get(key)
         if entry is None or entry[0] != version or (entry[1] is not None and now >= entry[1]):
             return None
-        return entry[2]
+        return entry[2], entry[1]
 
     def put(self, key: tuple[Any, ...], version: int, until: datetime | None, body: bytes) -> None:
         """Keep an answer, forgetting the oldest past max_entries (0: keep none)."""
@@ -71,8 +71,9 @@ async def alerts_page_json(
     cursor: str | None,
     sort: SortField = SortField.first_seen,
     order: SortOrder = SortOrder.desc,
-) -> bytes:
-    """Return the AlertReadPage of list_alerts as JSON bytes (the bytes of its model_dump_json)."""
+) -> tuple[bytes, datetime | None]:
+    """Return the AlertReadPage of list_alerts as JSON bytes (the bytes of its model_dump_json), and until when it
+    holds if no alert changes (the first active snooze's end; None: until a change)."""
     version = await _version(client, keys)
     key = (dataclasses.replace(flt, now=datetime.min), limit, cursor, sort, order)
     kept = cache.get(key, version, flt.now)
@@ -82,5 +83,6 @@ async def alerts_page_json(
     page = await list_alerts(client, keys, options, flt, limit, cursor, sort, order, reader)
     body = b'{"items":' + rows_json(page.items) + b',"next_cursor":' + orjson.dumps(page.next_cursor) + b"}"
     snoozes = await reader.snoozes()
-    cache.put(key, version, min((s.until for s in snoozes), default=None), body)
-    return body
+    until = min((s.until for s in snoozes), default=None)
+    cache.put(key, version, until, body)
+    return body, until

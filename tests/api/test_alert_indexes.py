@@ -236,6 +236,6 @@ def test_a_kept_answer_ends_with_its_version_and_at_the_first_snooze_end() -> No
     cache = PageCache()
     end = datetime(2030, 1, 1, tzinfo=UTC)
     cache.put(("q",), 7, end, b"page")
-    assert cache.get(("q",), 7, end - timedelta(seconds=1)) == b"page"
+    assert cache.get(("q",), 7, end - timedelta(seconds=1)) == (b"page", end)
     assert cache.get(("q",), 7, end) is None  # a snooze ended: its alerts show again
     assert cache.get(("q",), 8, end - timedelta(seconds=1)) is None  # something was written
