@@ -145,7 +145,7 @@ class TrafficRules(BaseModel):
         90.0, gt=0, description="the previous and the upstream reading must be at most this old (event time)"
     )
     anomaly_detector: str = Field(
-        "robust-z-long-envelope",
+        "robust-z-envelope-share",
         description="streaming anomaly detector scoring each reading (see `citystream score-csv --detector`)",
     )
 

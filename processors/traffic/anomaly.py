@@ -20,6 +20,13 @@ The "robust-z-long-envelope" detector (the default) remembers extremes for longe
 readings) but moves its envelope only `envelope_jump` (a quarter) of the way to a reading beyond it: spikes
 of a size the series repeats keep the envelope wide for days, while one freak reading does not hide every
 smaller deviation after it.
+
+The "robust-z-envelope-share" detector (the default) is the long envelope with one more bound: inside the
+envelope, a reading's z-score counts at most `envelope_z` times its distance from the baseline as a share of
+the envelope's width on that side. A series that is quiet between large spikes has a small scale, so every
+middling spike had a z-score near the largest ones'; measured against the spikes the series has shown lately,
+a spike half their size scores about 0.4 instead of near 1. A reading at the envelope's edge scores at most
+1 - exp(-envelope_z / temperature) (0.63); readings beyond the envelope score as before.
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ class AnomalyParams:
     envelope_half_life: float = 0.0  # 0: no envelope, every reading's z-score counts in full
     inside_weight: float = 1.0
     envelope_jump: float = 1.0  # share of the way the envelope moves to a reading beyond it
+    envelope_z: float = 0.0  # > 0: inside the envelope, |z| counts at most this times the reading's share of its width
 
 
 DETECTORS: dict[str, AnomalyParams] = {
@@ -59,8 +67,11 @@ DETECTORS: dict[str, AnomalyParams] = {
     "robust-z-no-cooldown": AnomalyParams(cooldown=0),
     "robust-z-envelope": AnomalyParams(envelope_half_life=300.0, inside_weight=0.5),
     "robust-z-long-envelope": AnomalyParams(envelope_half_life=1000.0, inside_weight=0.5, envelope_jump=0.25),
+    "robust-z-envelope-share": AnomalyParams(
+        envelope_half_life=1000.0, inside_weight=0.5, envelope_jump=0.25, envelope_z=8.0
+    ),
 }
-DEFAULT_DETECTOR = "robust-z-long-envelope"
+DEFAULT_DETECTOR = "robust-z-envelope-share"
 
 
 def detector_params(name: str) -> AnomalyParams:
@@ -97,10 +108,10 @@ def score_reading(state: dict[str, Any], value: float, params: AnomalyParams) ->
     state["base"] = base + params.baseline_weight * clipped * scale
     state["scale"] = scale + params.baseline_weight * (min(abs(residual), params.clip * scale) - scale)
     state["level"] = level
-    weight = _envelope_weight(state, value, params)
+    magnitude = _envelope_magnitude(state, value, base, max(abs(z), drift), params)
     if n < params.warmup:
         return 0.0
-    score = 1.0 - math.exp(-weight * max(abs(z), drift) / params.temperature)
+    score = 1.0 - math.exp(-magnitude / params.temperature)
     since = state["since_alarm"]
     if 0 <= since < params.cooldown:
         state["since_alarm"] = since + 1
@@ -112,19 +123,33 @@ def score_reading(state: dict[str, Any], value: float, params: AnomalyParams) ->
     return score
 
 
-def _envelope_weight(state: dict[str, Any], value: float, params: AnomalyParams) -> float:
-    """Return how much the reading's z-score counts (1 beyond the recent extremes), then move the envelope."""
+def _envelope_magnitude(
+    state: dict[str, Any], value: float, base: float, magnitude: float, params: AnomalyParams
+) -> float:
+    """Return how much the reading's z-score `magnitude` (against `base`) counts, then move the envelope.
+
+    Beyond the recent extremes it counts in full; inside them `inside_weight` times and, with `envelope_z`
+    set, at most `envelope_z` times the reading's share of the envelope's width on its side of the baseline:
+    a reading that is a small part of the series' recent extremes does not score high just because the
+    series is quiet between its spikes (the MAD scale is small).
+    """
     if params.envelope_half_life <= 0:
-        return 1.0
+        return magnitude
     upper, lower = state["upper"], state["lower"]
-    weight = 1.0 if value > upper or value < lower else params.inside_weight
+    if value > upper or value < lower:
+        out = magnitude
+    else:
+        out = params.inside_weight * magnitude
+        if params.envelope_z > 0:
+            width = upper - base if value >= base else base - lower
+            out = min(out, params.envelope_z * abs(value - base) / max(width, 1e-12))
     keep = 0.5 ** (1.0 / params.envelope_half_life)
-    base = state["base"]
+    base = state["base"]  # the updated baseline: the envelope relaxes towards it
     upper = base + keep * (upper - base)
     lower = base + keep * (lower - base)
     state["upper"] = upper + params.envelope_jump * max(value - upper, 0.0)
     state["lower"] = lower + params.envelope_jump * min(value - lower, 0.0)
-    return weight
+    return out
 
 
 TRAVEL_TIME_CAP_S = 3600.0  # a stopped link's travel time counts as one hour, not infinity

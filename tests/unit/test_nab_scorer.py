@@ -149,9 +149,9 @@ def test_long_envelope_is_widened_only_partly_by_one_freak_spike() -> None:
 
 def test_default_detector_keeps_its_nab_realtraffic_scores() -> None:
     results = {r.profile: r.normalised for r in run(DEFAULT_DETECTOR, DATA, quiet=True)}
-    assert results["standard"] >= 90.5  # 90.9 at e37edb4+; robust-z-envelope 89.1
-    assert results["reward_low_FP_rate"] >= 87.5
-    assert results["reward_low_FN_rate"] >= 93.5
+    assert results["standard"] > 91.2  # the bar (contextOSE); 91.8 with robust-z-envelope-share
+    assert results["reward_low_FP_rate"] >= 89.5
+    assert results["reward_low_FN_rate"] >= 94.0
 
 
 def test_unknown_detector_lists_the_known_ones() -> None:

@@ -147,3 +147,18 @@ def test_a_stopped_link_costs_an_hour_not_infinity() -> None:
     assert link_travel_time_s(500, 36.0) == pytest.approx(50.0)
     state = initial_state()
     assert 0.0 <= score_reading(state, link_travel_time_s(500, 0.0), DETECTORS["robust-z"]) < 1.0
+
+
+def test_a_spike_smaller_than_the_series_recent_spikes_is_bounded_by_its_share_of_them() -> None:
+    # A travel time quiet at 100 s with a 1,000 s spike every 50 readings: its scale stays small.
+    calm = [100.0 + (i % 3) for i in range(50)]
+    series = [*calm, 1000.0] * 8 + [*calm, 550.0, *calm[:30], 3000.0]
+    share, long = (score_series(series, name) for name in ("robust-z-envelope-share", "robust-z-long-envelope"))
+    half = len(series) - 32  # the 550 s spike: half of what the series showed lately
+    assert long[half] > 0.9  # measured against the calm readings' scale it looked as bad as the big spikes
+    assert share[half] < 0.5  # against the recent spikes it is about half of one
+    assert share[-1] == long[-1] > 0.9  # beyond anything recent (and past the cooldown): scored in full by both
+    edge = DETECTORS["robust-z-envelope-share"]
+    assert max(s for i, s in enumerate(share) if series[i] < 1000) < 1 - 2.718281828 ** (
+        -edge.envelope_z / edge.temperature
+    )
