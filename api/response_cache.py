@@ -4,10 +4,12 @@ Dashboards and planners ask GET /alerts and GET /aggregates the same questions o
 kept under its path, query string and the caller's role (these routes answer every key of one role alike),
 with the generations of the Redis key prefixes it depends on (`streams/changefeed.py`: the alerts version,
 the windows versions), for at most `response_cache_s` and never past the `fresh_until` the route set on
-request.state (a snooze ending). A request with a key the API already trusts (`api/auth.KeyCache`), the same
-path, query and role, while none of those prefixes moved, gets the kept bytes: no routing, validation or
-Redis round trip. Everything else goes through the app as before (unknown or untrusted key, the feed down,
-`Cache-Control: no-cache`), and a 200 answer it gives is kept, under the generations read before it ran.
+request.state (a snooze ending). A request whose key checks out (as the routes check it:
+`api/auth.authenticate`, trusted for `key_cache_s` without asking Redis), with the same path, query and
+role, while none of those prefixes moved, gets the kept bytes: no routing or validation, and no Redis round
+trip once its key is trusted. Everything else goes through the app as before (no or a bad key, the feed
+down, `Cache-Control: no-cache`), and a 200 answer it gives is kept, under the generations read before it
+ran.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from redis.exceptions import RedisError
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.auth import digest, key_in_headers
+from api.auth import authenticate, key_in_headers
+from api.exceptions import UnauthorizedError
 from api.roles import Role
 
 MAX_ENTRIES = 1024
@@ -82,7 +86,7 @@ class ResponseCache:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        role = _trusted_role(state, headers)
+        role = await _role(state, headers)
         key = None if role is None else (scope["path"], scope.get("query_string", b""), role)
         if key is not None and "no-cache" not in headers.get("cache-control", ""):
             kept = self.entries.get(key)
@@ -149,12 +153,16 @@ async def _send_kept(kept: Kept, scope: Scope, send: Send) -> None:
     await send({"type": "http.response.body", "body": kept.body})
 
 
-def _trusted_role(state: Any, headers: Headers) -> str | None:
-    """Return the role of the request's key if the API trusts it now without asking Redis, else None."""
+async def _role(state: Any, headers: Headers) -> str | None:
+    """Return the role of the request's key, as the routes' key check finds it (None: no valid key; the app
+    answers that request, with its 401)."""
     if not state.options.auth_enabled:
         return str(Role.admin)
     token = key_in_headers(headers)
     if not token:
         return None
-    principal = state.key_cache.get(digest(token))
-    return None if principal is None else str(principal.role)
+    try:
+        principal = await authenticate(state.redis, state.keys, token, state.key_cache)
+    except (UnauthorizedError, RedisError):
+        return None
+    return str(principal.role)

@@ -158,3 +158,16 @@ def test_concurrent_requests_after_a_write_compute_the_answer_once(
     after = _counts(client)
     assert after["miss"] - before["miss"] == 1
     assert after["joined"] - before["joined"] == 19
+
+
+def test_a_key_checked_again_after_key_cache_s_still_gets_the_kept_answer(
+    api: tuple[TestClient, dict[Role, str]], cache_settings: Settings
+) -> None:
+    client, keys = api
+    write_alerts(cache_settings, make_alert("t1"))
+    assert _ids(client, keys[Role.operator]) == ["t1"]
+    time.sleep(0.4)  # past key_cache_s (0.3): the key is asked about in Redis again, the answer is not computed
+    before = _counts(client)
+    assert _ids(client, keys[Role.operator]) == ["t1"]
+    assert _counts(client)["hit"] == before["hit"] + 1
+    assert _counts(client)["miss"] == before["miss"]
