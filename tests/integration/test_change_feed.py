@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import time
+from pathlib import Path
 
 import redis
 
-from citystream.servers import RedisServer
+from citystream.servers import RedisServer, redis_binary
 from streams.changefeed import CLIENT_NAME, ChangeFeed
 
 
@@ -89,3 +92,45 @@ def test_tls_urls_leave_the_feed_off() -> None:
     feed = ChangeFeed("rediss://127.0.0.1:6390/0", ["x"])
     assert not feed.supported
     assert feed.stamp(["x"]) is None
+
+
+def test_a_unix_socket_redis_with_a_password(tmp_path: Path) -> None:
+    sock = tmp_path / "redis.sock"
+    server = subprocess.Popen(
+        [redis_binary(), "--port", "0", "--unixsocket", str(sock), "--requirepass", "s3cret", "--save", ""],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        url = f"unix://{sock}?password=s3cret"
+        writer = redis.Redis.from_url(url)
+        deadline = time.monotonic() + 10
+        while not sock.exists() or not _answers(writer):
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+
+        async def run() -> None:
+            feed = ChangeFeed(url, ["u:"])
+            feed.start()
+            assert await feed.wait_live(5)
+            before = feed.generation("u:")
+            writer.set("u:1", 1)
+            assert feed.generation("u:") == (before or 0) + 1
+            await feed.close()
+            wrong = ChangeFeed(f"unix://{sock}?password=wrong", ["u:"], retry_s=0.05)
+            wrong.start()
+            assert not await wrong.wait_live(0.3)  # AUTH refused: not live, retrying, logged
+            await wrong.close()
+
+        asyncio.run(run())
+        writer.close()
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def _answers(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
