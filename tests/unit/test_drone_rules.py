@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -300,3 +301,57 @@ def test_cells_near_hold_every_point_within_the_radius() -> None:
             if haversine_m(lon, lat, lon + dx, lat + dy) < 50:
                 assert cell_of(lon + dx, lat + dy, 1000) in near
     assert 1 <= len(near) <= 4
+
+
+def test_skipping_the_tracker_off_a_fence_polygon_changes_no_event_and_no_state() -> None:
+    # A triangle and an L fill half their boxes or less: fixes inside a box but off its polygon skip the tracker.
+    triangle = [[113.760, 22.800], [113.770, 22.800], [113.760, 22.810], [113.760, 22.800]]
+    ell = [
+        [113.780, 22.800],
+        [113.790, 22.800],
+        [113.790, 22.802],
+        [113.782, 22.802],
+        [113.782, 22.810],
+        [113.780, 22.810],
+        [113.780, 22.800],
+    ]
+    features = [
+        {"type": "Feature", "properties": {"id": fid, **props}, "geometry": {"type": "Polygon", "coordinates": [ring]}}
+        for fid, ring, props in (("tri", triangle, {}), ("ell", ell, {"max_height_agl_m": 80}))
+    ]
+    airspace = Airspace.build(
+        {
+            "nofly": normalise_collection("nofly", collection(features[0])),
+            "restricted": normalise_collection("restricted", collection(features[1])),
+        },
+        {},
+        1,
+    )
+    rng = random.Random(11)
+    real = airspace.tracker.track_one
+    tracked = 0
+
+    def counted(*args: Any) -> Any:
+        nonlocal tracked
+        tracked += 1
+        return real(*args)
+
+    airspace.tracker.track_one = counted  # type: ignore[method-assign]
+    in_a_box = 0
+    for walk in range(150):
+        fast: dict[str, Any] = {}
+        slow: dict[str, Any] = {}
+        lon, lat = rng.uniform(113.755, 113.795), rng.uniform(22.795, 22.815)
+        for step in range(30):
+            jump = 0.004 if rng.random() < 0.1 else 0.0008
+            previous = (lon, lat)
+            lon = min(113.8, max(113.75, lon + rng.uniform(-jump, jump)))
+            lat = min(22.82, max(22.79, lat + rng.uniform(-jump, jump)))
+            height = rng.choice([-1000.0, 10.0, 60.0, 120.0])
+            in_a_box += airspace._boxes.meets(
+                min(lon, previous[0]), min(lat, previous[1]), max(lon, previous[0]), max(lat, previous[1])
+            )
+            a = airspace.track(fast, f"UAS-{walk}", "OP-1", lon, lat, height, step * 1000)
+            b = real(slow, f"UAS-{walk}", "OP-1", lon, lat, height, step * 1000)
+            assert a == b and fast == slow, (walk, step)
+    assert tracked < in_a_box - 300  # many fixes in a fence's box, off its polygon, skipped the tracker
