@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from geo.grid import cell_of, cells_near
+from geo.grid import M_PER_DEG_LAT, cell_of, cells_near
 from geo.metric import haversine_m
 from processors.alerts import ms_to_dt
 from streams.keys import Keys
@@ -114,15 +114,22 @@ class NearIndex:
         """Return the cells of an index of this radius that may hold a fix within the radius of a point."""
         return cells_near(lon, lat, radius_m, radius_m)
 
-    def near(self, lon: float, lat: float, t_ms: int, cells: list[tuple[int, int]]) -> list[tuple[Fix, float]]:
-        """Return (fix, metres) of the fixes within the radius, in this slice or the two beside it."""
+    def near(
+        self, lon: float, lat: float, t_ms: int, cells: list[tuple[int, int]], within_ms: int | None = None
+    ) -> list[tuple[Fix, float]]:
+        """Return (fix, metres) of the fixes within the radius, in this slice or the two beside it (and, with
+        `within_ms`, at most that far apart in time), in the order of `cells`."""
         if not self.cells:
             return []
         s = t_ms // self.window_ms
+        # The great-circle distance is at least the latitude difference's arc: beyond it, no haversine needed.
+        lat_reach = self.radius_m / M_PER_DEG_LAT * (1 + 1e-9)
         found = []
         for ix, iy in cells:
             for slice_ in (s - 1, s, s + 1):
                 for fix in self.cells.get((slice_, ix, iy), ()):
+                    if (within_ms is not None and abs(fix[1] - t_ms) > within_ms) or abs(fix[4] - lat) > lat_reach:
+                        continue
                     dist = haversine_m(lon, lat, fix[3], fix[4])
                     if dist < self.radius_m:
                         found.append((fix, dist))
@@ -205,7 +212,8 @@ class SeparationCheck:
         for p, hits, near in zip(self.positions, found, cells, strict=True):
             close: dict[str, tuple[int, float, float | None]] = {}  # other -> (t, horizontal m, vertical m or None)
             if p.airborne:
-                candidates = [(*fix[:3], dist) for fix, dist in [*hits, *local.near(p.lon, p.lat, p.t_ms, near)]]
+                earlier = local.near(p.lon, p.lat, p.t_ms, near, self.window_ms)
+                candidates = [(*fix[:3], dist) for fix, dist in [*hits, *earlier]]
                 for other, t, h, dist in candidates:
                     if other == p.drone_id or abs(t - p.t_ms) > self.window_ms or dist >= self.h_m:
                         continue

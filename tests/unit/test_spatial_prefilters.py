@@ -42,3 +42,18 @@ def test_near_index_finds_every_fix_within_the_radius_in_the_slices_around() -> 
             f[0] for f in fixes if haversine_m(lon, lat, f[3], f[4]) < radius and abs(f[1] // window_ms - s) <= 1
         }
         assert {f[0] for f, _ in index.near(lon, lat, t, index.cells_near(lon, lat))} == expected
+
+
+def test_near_within_a_time_gap_is_the_full_answer_filtered_in_the_same_order() -> None:
+    rng = random.Random(5)
+    radius, window_ms = 50.0, 5000
+    index = NearIndex(radius, window_ms)
+    for i in range(3000):  # a dense cluster: many fixes in each cell, as a swarm gives
+        index.add(
+            (f"d{i % 40}", rng.randrange(0, 60_000), None, 113.7 + rng.random() * 0.002, 22.8 + rng.random() * 0.002)
+        )
+    for _ in range(300):
+        lon, lat, t = 113.7 + rng.random() * 0.002, 22.8 + rng.random() * 0.002, rng.randrange(0, 60_000)
+        cells = index.cells_near(lon, lat)
+        full = index.near(lon, lat, t, cells)
+        assert index.near(lon, lat, t, cells, window_ms) == [(f, d) for f, d in full if abs(f[1] - t) <= window_ms]
