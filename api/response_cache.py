@@ -30,6 +30,8 @@ from api.exceptions import UnauthorizedError
 from api.roles import Role
 
 MAX_ENTRIES = 1024
+MAX_BYTES = 64 << 20  # kept answers of one API process, in all
+MAX_ANSWER_BYTES = 1 << 20  # a larger answer (a planner's 50,000 windows) is not kept
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class ResponseCache:
         self.routes = dict(routes)
         self.max_age_s = max_age_s
         self.entries: dict[tuple[str, bytes, str], Kept] = {}
+        self.kept_bytes = 0
         self.flights: dict[tuple[str, bytes, str], tuple[tuple[int, ...], asyncio.Future[Kept | None]]] = {}
         self.counts = counts
 
@@ -120,31 +123,43 @@ class ResponseCache:
     async def _run_and_keep(self, scope: Scope, receive: Receive, send: Send, stamp: tuple[int, ...]) -> Kept | None:
         start: Message | None = None
         chunks: list[bytes] = []
+        size = 0
         complete = False
 
         async def keeping_send(message: Message) -> None:
-            nonlocal start, complete
+            nonlocal start, complete, size
             if message["type"] == "http.response.start":
                 start = message
             elif message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
+                body = message.get("body", b"")
+                size += len(body)
+                if size <= MAX_ANSWER_BYTES:
+                    chunks.append(body)
                 complete = not message.get("more_body", False)
             await send(message)
 
         await self.app(scope, receive, keeping_send)
         state = scope.get("state") or {}
         principal = state.get("principal")
-        if start is None or start["status"] != 200 or not complete or principal is None:
+        if start is None or start["status"] != 200 or not complete or principal is None or size > MAX_ANSWER_BYTES:
             return None
         expires = time.monotonic() + self.max_age_s
         fresh_until: datetime | None = state.get("fresh_until")
         if fresh_until is not None:
             expires = min(expires, time.monotonic() + (fresh_until - datetime.now(UTC)).total_seconds())
-        if len(self.entries) >= MAX_ENTRIES:
-            del self.entries[next(iter(self.entries))]
         kept = Kept(stamp, expires, start, b"".join(chunks), scope.get("route"))
-        self.entries[(scope["path"], scope.get("query_string", b""), str(principal.role))] = kept
+        self._keep((scope["path"], scope.get("query_string", b""), str(principal.role)), kept)
         return kept
+
+    def _keep(self, key: tuple[str, bytes, str], kept: Kept) -> None:
+        """Keep an answer, forgetting the oldest ones past MAX_ENTRIES or MAX_BYTES."""
+        old = self.entries.pop(key, None)
+        if old is not None:
+            self.kept_bytes -= len(old.body)
+        while self.entries and (len(self.entries) >= MAX_ENTRIES or self.kept_bytes + len(kept.body) > MAX_BYTES):
+            self.kept_bytes -= len(self.entries.pop(next(iter(self.entries))).body)
+        self.entries[key] = kept
+        self.kept_bytes += len(kept.body)
 
 
 async def _send_kept(kept: Kept, scope: Scope, send: Send) -> None:

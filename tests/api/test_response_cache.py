@@ -12,9 +12,11 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from api import response_cache
 from api.app import create_app
 from api.auth import revoke_key
 from api.models import Snooze
+from api.response_cache import ResponseCache
 from api.roles import Role
 from citystream.servers import RedisServer
 from streams.keys import Keys
@@ -171,3 +173,31 @@ def test_a_key_checked_again_after_key_cache_s_still_gets_the_kept_answer(
     assert _ids(client, keys[Role.operator]) == ["t1"]
     assert _counts(client)["hit"] == before["hit"] + 1
     assert _counts(client)["miss"] == before["miss"]
+
+
+def _middleware(client: TestClient) -> ResponseCache:
+    layer = client.app.middleware_stack  # type: ignore[attr-defined]
+    while not isinstance(layer, ResponseCache):
+        layer = layer.app
+    return layer
+
+
+def test_kept_answers_stay_within_their_byte_budget_and_large_ones_are_not_kept(
+    api: tuple[TestClient, dict[Role, str]], cache_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, keys = api
+    write_alerts(cache_settings, *(make_alert(f"b{i}", minutes_ago=30 - i, source_id=f"loop-{i}") for i in range(5)))
+    operator = bearer(keys[Role.operator])
+    one = len(client.get("/alerts?limit=1", headers=operator).content)
+    monkeypatch.setattr(response_cache, "MAX_BYTES", 2 * one + 10)
+    monkeypatch.setattr(response_cache, "MAX_ANSWER_BYTES", 2 * one)
+    cache = _middleware(client)
+    for sort in ("first_seen", "last_seen", "severity"):
+        assert client.get(f"/alerts?limit=1&sort={sort}", headers=operator).status_code == 200
+        assert cache.kept_bytes <= 2 * one + 10
+    assert len(cache.entries) == 2  # the oldest went to make room
+    before = _counts(client)
+    big = client.get("/alerts?limit=5", headers=operator)  # larger than MAX_ANSWER_BYTES: answered, not kept
+    assert len(big.json()["items"]) == 5
+    client.get("/alerts?limit=5", headers=operator)
+    assert _counts(client)["miss"] == before["miss"] + 2
