@@ -12,6 +12,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 from fastapi import Request
@@ -95,11 +96,6 @@ def revoke_key(client: redis.Redis, keys: Keys, name: str) -> ApiKey:
     return record
 
 
-def presented_key(request: Request) -> str | None:
-    """Return the key of `Authorization: Bearer <key>` or `X-API-Key`, if any."""
-    return key_in_headers(request.headers)
-
-
 def key_in_headers(headers: Mapping[str, str]) -> str | None:
     """Return the key of `Authorization: Bearer <key>` or `X-API-Key` among request headers, if any."""
     header = headers.get("authorization")
@@ -162,16 +158,18 @@ def require(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
     needed = " or ".join(r.value for r in (*roles, Role.admin))
 
     async def check(request: Request) -> Principal:
-        state = request.app.state
-        if not state.options.auth_enabled:
-            principal = Principal(name=ANONYMOUS, role=Role.admin)
-        else:
-            principal = await authenticate(state.redis, state.keys, presented_key(request), state.key_cache)
-            if principal.role not in allowed:
-                raise ForbiddenError(
-                    f"this route needs role {needed}; key {principal.name!r} has role {principal.role}"
-                )
+        principal = await principal_of(request.app.state, request.headers)
+        if principal.role not in allowed:  # admin, and everyone when auth is off, is always allowed
+            raise ForbiddenError(f"this route needs role {needed}; key {principal.name!r} has role {principal.role}")
         request.state.principal = principal
         return principal
 
     return check
+
+
+async def principal_of(state: Any, headers: Mapping[str, str]) -> Principal:
+    """Return who sends a request with these headers to the app with this state (admin when auth is off), or
+    raise UnauthorizedError."""
+    if not state.options.auth_enabled:
+        return Principal(name=ANONYMOUS, role=Role.admin)
+    return await authenticate(state.redis, state.keys, key_in_headers(headers), state.key_cache)

@@ -25,9 +25,8 @@ from redis.exceptions import RedisError
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.auth import authenticate, key_in_headers
+from api.auth import principal_of
 from api.exceptions import UnauthorizedError
-from api.roles import Role
 
 MAX_ENTRIES = 1024
 MAX_BYTES = 64 << 20  # kept answers of one API process, in all
@@ -171,13 +170,8 @@ async def _send_kept(kept: Kept, scope: Scope, send: Send) -> None:
 async def _role(state: Any, headers: Headers) -> str | None:
     """Return the role of the request's key, as the routes' key check finds it (None: no valid key; the app
     answers that request, with its 401)."""
-    if not state.options.auth_enabled:
-        return str(Role.admin)
-    token = key_in_headers(headers)
-    if not token:
-        return None
     try:
-        principal = await authenticate(state.redis, state.keys, token, state.key_cache)
+        principal = await principal_of(state, headers)
     except (UnauthorizedError, RedisError):
         return None
     return str(principal.role)
