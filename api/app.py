@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     options = api_options(settings)
     latency = LatencyHistogram()
+    routes = cached_routes(Keys(settings.redis.key_prefix))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -100,7 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.ingestor = Ingestor(settings)
         app.state.change_feed = None
         if options.response_cache_s > 0:
-            app.state.change_feed = ChangeFeed(url, [p for group in cached_routes(keys).values() for p in group])
+            app.state.change_feed = ChangeFeed(url, [p for group in routes.values() for p in group])
             app.state.change_feed.start()
             await app.state.change_feed.wait_live(FEED_START_WAIT_S)
         await _index_alerts(redis, keys)
@@ -122,7 +123,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_openapi(app)
     app.state.response_cache = CacheCounts()
-    routes = cached_routes(Keys(settings.redis.key_prefix))
     app.add_middleware(
         ResponseCache, routes=routes, max_age_s=options.response_cache_s, counts=app.state.response_cache
     )

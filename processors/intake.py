@@ -187,12 +187,7 @@ class BatchIntake:
             self._idle_since = None
             await self._linger(fetched)
             await self.runner.run_fetch(
-                {
-                    (tp.topic, tp.partition): [
-                        Record(tp.topic, tp.partition, r.offset, r.key, r.value) for r in records
-                    ]
-                    for tp, records in fetched.items()
-                }
+                {(tp.topic, tp.partition): [_record(tp, r) for r in records] for tp, records in fetched.items()}
             )
             await self._commit({tp: self.runner.applied(tp.topic, tp.partition) for tp in fetched})
 

@@ -68,6 +68,13 @@ ALERT_EVENTS_MAX = 200_000  # changes kept for clients that reconnect (about a d
 
 
 Writes = Callable[[Any], None]  # adds a batch's writes to the transaction
+
+
+def _offset(raw: bytes | str | None) -> int:
+    """Return a stored partition offset (-1: nothing applied yet)."""
+    return -1 if raw is None else int(raw)
+
+
 Batch = tuple[str, int, int, int, BatchOutcome, dict[str, dict[str, Any]]]  # topic, partition, base, last, ...
 
 
@@ -157,8 +164,7 @@ class RedisSink:
 
     async def applied_offset(self, topic: str, partition: int) -> int:
         """Return the last offset of a partition whose effects are in Redis (-1 for none)."""
-        raw = await self.redis.get(self.keys.partition_offset(topic, partition))
-        return -1 if raw is None else int(raw)
+        return _offset(await self.redis.get(self.keys.partition_offset(topic, partition)))
 
     async def applied_position(self, topic: str, partition: int) -> tuple[int, int, int]:
         """Return a partition's last applied offset, event-time watermark and the wall ms of that commit.
@@ -220,7 +226,7 @@ class RedisSink:
             async with self.redis.pipeline(transaction=True) as pipe:
                 try:
                     await pipe.watch(*offset_keys, *shared_keys)
-                    stored = [-1 if raw is None else int(raw) for raw in await pipe.mget(offset_keys)]
+                    stored = [_offset(raw) for raw in await pipe.mget(offset_keys)]
                     ready = [at == batch[2] for at, batch in zip(stored, batches, strict=True)]
                     if not any(ready) or (shared is not None and not all(ready)):
                         return [CommitResult(False, at) for at in stored]
@@ -246,7 +252,7 @@ class RedisSink:
                         for batch, ok, at in zip(batches, ready, stored, strict=True)
                     ]
                 except WatchError:
-                    now = [-1 if raw is None else int(raw) for raw in await self.redis.mget(offset_keys)]
+                    now = [_offset(raw) for raw in await self.redis.mget(offset_keys)]
                     if shared is None or any(at != batch[2] for at, batch in zip(now, batches, strict=True)):
                         return [CommitResult(False, at) for at in now]
                     # Only a shared key moved: decide again on its new value.

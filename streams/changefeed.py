@@ -40,7 +40,6 @@ class ChangeFeed:
         self._generations = dict.fromkeys(self.prefixes, 0)
         self.connect_timeout_s = connect_timeout_s
         self.retry_s = retry_s
-        self.notices = 0
         self.connects = 0
         self._options = parse_url(url)
         self._sock: socket.socket | None = None
@@ -51,17 +50,10 @@ class ChangeFeed:
         self._up = asyncio.Event()
         self.supported = self._options.get("connection_class") is not SSLConnection
 
-    @property
-    def live(self) -> bool:
-        """Return whether notices are arriving (so the generations can be trusted)."""
-        return self._live
-
     def generation(self, prefix: str) -> int | None:
         """Return the prefix's generation after taking the notices already received (None: the feed is down)."""
-        if not self._live:
-            return None
-        self._drain()
-        return self._generations[prefix] if self._live else None
+        stamp = self.stamp([prefix])
+        return None if stamp is None else stamp[0]
 
     def stamp(self, prefixes: Sequence[str]) -> tuple[int, ...] | None:
         """Return the generations of several prefixes at once (None: the feed is down)."""
@@ -180,7 +172,6 @@ class ChangeFeed:
     def _notice(self, message: Any) -> None:
         if not (isinstance(message, list) and len(message) == 3 and message[0] == b"message"):
             return
-        self.notices += 1
         changed = message[2]
         if changed is None:  # FLUSHDB / FLUSHALL, or Redis dropped the tracking table
             self._bump_all()
