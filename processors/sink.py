@@ -106,7 +106,7 @@ class SharedUpdate:
 
     async def decide_in(self, pipe: Any, reader: Redis) -> tuple[Writes, list[Alert]]:
         """Decide on the keys' current values, read through the watching pipeline."""
-        writes, alerts = self.decide([await pipe.get(k) for k in self.keys])
+        writes, alerts = self.decide(await pipe.mget(self.keys) if self.keys else [])
 
         def write(tx: Any) -> None:
             for key, value in writes.items():

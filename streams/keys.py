@@ -107,6 +107,10 @@ class Keys:
         """Return the GEO set of airborne fixes (`drone|t_ms|height|lon|lat`) in one time slice and grid tile."""
         return f"{self.prefix}:sep2:{slice_index}:{tile}"
 
+    def separation_tile(self, tile: str) -> str:
+        """Return the counter raised by every write of fixes into one grid tile's GEO sets (watched, not read)."""
+        return f"{self.prefix}:sep-tile:{tile}"
+
     def separation_pair(self, a: str, b: str) -> str:
         """Return the JSON episode state of one pair of drones (ids sorted)."""
         return f"{self.prefix}:sep-pair:{a}|{b}"

@@ -152,18 +152,26 @@ class SeparationCheck:
         self.h_m, self.v_m = rules.separation_horizontal_m, rules.separation_vertical_m
         self.window_ms = int(rules.separation_window_s * 1000)
         self.searches: list[list[str]] = []  # per airborne fix: the slice sets near it
-        watched: set[str] = set()
+        tiles_searched: set[tuple[int, int]] = set()
         for p in positions:
             if p.airborne:
                 s = p.t_ms // self.window_ms
                 tiles = cells_near(p.lon, p.lat, self.h_m, TILE_M)
+                tiles_searched.update(tiles)
                 self.searches.append([self._geo(slice_, tile) for slice_ in (s - 1, s, s + 1) for tile in tiles])
-            watched.add(keys.separation_open(p.drone_id))
         self.searched = sorted({key for keys_ in self.searches for key in keys_})
-        self.keys = sorted(watched | set(self.searched))
+        # WATCH costs Redis a scan of the keys already watched for each key (quadratic in their number), so
+        # the commit watches one stamp per tile, raised by every write into any of its slices, instead of
+        # each slice set searched. The open sets are not watched: they are changed by adding and removing
+        # members, never rewritten whole, so two partitions changing one set at once both take effect.
+        self.keys = sorted(keys.separation_tile(self._tile(tile)) for tile in tiles_searched)
+
+    @staticmethod
+    def _tile(tile: tuple[int, int]) -> str:
+        return f"{tile[0]}:{tile[1]}"
 
     def _geo(self, slice_: int, tile: tuple[int, int]) -> str:
-        return self.k.separation_slice(slice_, f"{tile[0]}:{tile[1]}")
+        return self.k.separation_slice(slice_, self._tile(tile))
 
     async def decide_in(self, pipe: Any, reader: Any) -> tuple[Callable[[Any], None], list[Alert]]:
         """Read the neighbours and episodes (watched by `pipe`), decide, and return the writes and alerts."""
@@ -185,6 +193,7 @@ class SeparationCheck:
             d: {(m.decode() if isinstance(m, bytes) else m) for m in ms}
             for d, ms in zip(drones, open_sets, strict=True)
         }
+        read_partners = {d: set(ms) for d, ms in partners.items()}
         # Every pair this batch may touch: found close, or already open.
         pairs = {self._pair(p.drone_id, h[0][0]) for p, hits in zip(self.positions, found, strict=True) for h in hits}
         pairs |= {self._pair(d, o) for d, others in partners.items() for o in others}
@@ -256,24 +265,34 @@ class SeparationCheck:
         def write(tx: Any) -> None:
             ttl = max(60, 4 * self.window_ms // 1000)
             by_key: dict[str, list[float | str]] = {}
+            tiles: set[tuple[int, int]] = set()
             last: dict[str, bytes] = {}
             for p in self.positions:
                 if p.airborne:
-                    key = self._geo(p.t_ms // self.window_ms, cell_of(p.lon, p.lat, TILE_M))
+                    tile = cell_of(p.lon, p.lat, TILE_M)
+                    tiles.add(tile)
+                    key = self._geo(p.t_ms // self.window_ms, tile)
                     by_key.setdefault(key, []).extend((p.lon, p.lat, _member(p)))
                     last[p.drone_id] = orjson.dumps([p.lon, p.lat, p.height_m, p.t_ms])
             for key, members in by_key.items():
                 tx.geoadd(key, members)
                 tx.expire(key, ttl)
+            for tile in sorted(tiles):  # tells every commit that searched the tile to decide again
+                stamp = self.k.separation_tile(self._tile(tile))
+                tx.incr(stamp)
+                tx.expire(stamp, ttl)
             if last:
                 tx.hset(self.k.separation_last, mapping=last)
             for pair in sorted(changed):
                 tx.set(self.k.separation_pair(*pair), orjson.dumps(states[pair]), ex=KEEP_S)
-            for drone in sorted(touched):
+            for drone in sorted(touched):  # changes only, so another partition's changes to the set stay
                 key = self.k.separation_open(drone)
-                tx.delete(key)
-                if partners.get(drone):
-                    tx.sadd(key, *sorted(partners[drone]))
+                now, before = partners.get(drone, set()), read_partners.get(drone, set())
+                if before - now:
+                    tx.srem(key, *sorted(before - now))
+                if now - before:
+                    tx.sadd(key, *sorted(now - before))
+                if now:
                     tx.expire(key, KEEP_S)
 
         return write, list(alerts.values())
