@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import tempfile
 import time
 import uuid
 from typing import Any
@@ -28,6 +29,7 @@ def passthrough(bootstrap: str, topics: list[str], events: int) -> None:
         auto_offset_reset="earliest",
         loglevel="WARNING",
         use_changelog_topics=False,
+        state_dir=os.path.join(tempfile.gettempdir(), "citystream-bench-quix-state"),  # not ./state in the repo
     )
     seen, first = 0, 0.0
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import faust
 
 from streams.codec import register_codec
@@ -13,8 +16,12 @@ def create_faust_app(settings: Settings, app_id: str | None = None) -> faust.App
     """Build a Faust app for citystream's brokers; nothing connects until the worker starts."""
     register_codec()
     kafka = settings.kafka
+    name = app_id or settings.worker.group_id
     return faust.App(
-        app_id or settings.worker.group_id,
+        name,
+        # Faust makes `<id>-data/` for table files; citystream keeps no state there (tables are in memory, the
+        # truth in Redis), so it goes to the temp dir instead of littering the working directory.
+        datadir=Path(tempfile.gettempdir()) / "citystream-faust" / f"{name}-data",
         broker=";".join(f"kafka://{s}" for s in kafka.bootstrap_list),
         broker_client_id=kafka.client_id,
         store="memory://",
