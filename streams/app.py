@@ -17,11 +17,13 @@ def create_faust_app(settings: Settings, app_id: str | None = None) -> faust.App
     register_codec()
     kafka = settings.kafka
     name = app_id or settings.worker.group_id
+    datadir = Path(tempfile.gettempdir()) / "citystream-faust"
+    datadir.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
     return faust.App(
         name,
         # Faust makes `<id>-data/` for table files; citystream keeps no state there (tables are in memory, the
         # truth in Redis), so it goes to the temp dir instead of littering the working directory.
-        datadir=Path(tempfile.gettempdir()) / "citystream-faust" / f"{name}-data",
+        datadir=datadir / f"{name}-data",
         broker=";".join(f"kafka://{s}" for s in kafka.bootstrap_list),
         broker_client_id=kafka.client_id,
         store="memory://",
