@@ -60,9 +60,14 @@ def feeder_step(
     meters: dict[str, int] = state["meters"]
     alerts: dict[str, Alert] = {}
     window_ms = int(rules.feeder_outage_window_s * 1000)
+    dark = {m: since for m, since in meters.items() if since > 0}  # kept up to date, not rebuilt per transition
     for t in transitions:
-        meters[t.meter_id] = t.observed_ms if t.dark else 0
-        dark = {m: since for m, since in meters.items() if since > 0}
+        since = t.observed_ms if t.dark else 0
+        meters[t.meter_id] = since
+        if since > 0:
+            dark[t.meter_id] = since
+        else:
+            dark.pop(t.meter_id, None)
         episode = state["episode"]
         if episode is None:
             recent = {m: since for m, since in dark.items() if t.observed_ms - since <= window_ms}
