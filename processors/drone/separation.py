@@ -38,27 +38,35 @@ STALE_WINDOWS = 6  # an episode with no close fix for this many windows resolves
 KEEP_S = 24 * 3600  # pair states and open sets expire after a day without change
 
 
-# Find every stored fix near each of a batch's fixes, and read the drones' open-episode sets, in one call: the
-# radius search runs in Redis, so only close fixes come back however crowded the sets are. KEYS: the slice sets,
-# then the open sets (ARGV[2] of them). ARGV[1]: the radius in m; then per fix: lon, lat, k and the indices in
-# KEYS of its k slice sets. Returns {per fix: [member, metres, ...], per open set: members}.
+# Find every stored fix of other drones near each of a batch's fixes, and read the drones' open-episode sets,
+# in one call: the radius search runs in Redis, so only close fixes come back however crowded the sets are,
+# and a drone's own fixes (most of what a search meets) stay there. KEYS: the slice sets, then the open sets
+# (ARGV[2] of them). ARGV[1]: the radius in m; then per fix: its member prefix (`drone|`), lon, lat, k and the
+# indices in KEYS of its k slice sets. Returns {per fix: [member, metres, ...], per open set: members}.
+# A member is `drone|t|height|lon|lat`, and a drone id may hold `|`: a member is the fix's drone's when it
+# starts with the prefix and the rest has exactly the 3 separators of `t|height|lon|lat`.
 READ_NEAR = """
 local radius, n_open = ARGV[1], tonumber(ARGV[2])
 local n_sets = #KEYS - n_open
 local hits, partners, a = {}, {}, 3
 while a <= #ARGV do
-  local lon, lat, k = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
+  local prefix, lon, lat, k = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
   local found = {}
   for j = 1, k do
-    local near = redis.call('GEOSEARCH', KEYS[tonumber(ARGV[a + 2 + j])], 'FROMLONLAT', lon, lat,
+    local near = redis.call('GEOSEARCH', KEYS[tonumber(ARGV[a + 3 + j])], 'FROMLONLAT', lon, lat,
       'BYRADIUS', radius, 'm', 'WITHDIST')
     for _, m in ipairs(near) do
-      found[#found + 1] = m[1]
-      found[#found + 1] = m[2]
+      local member = m[1]
+      local own = string.sub(member, 1, #prefix) == prefix
+        and select(2, string.gsub(string.sub(member, #prefix + 1), '|', '')) == 3
+      if not own then
+        found[#found + 1] = member
+        found[#found + 1] = m[2]
+      end
     end
   end
   hits[#hits + 1] = found
-  a = a + 3 + k
+  a = a + 4 + k
 end
 for i = 1, n_open do partners[i] = redis.call('SMEMBERS', KEYS[n_sets + i]) end
 return {hits, partners}
@@ -202,7 +210,7 @@ class SeparationCheck:
         slot = {key: i + 1 for i, key in enumerate(self.searched)}
         args: list[str | float | int] = [self.h_m, len(drones)]
         for p, keys_ in zip((p for p in self.positions if p.airborne), self.searches, strict=True):
-            args += [p.lon, p.lat, len(keys_), *(slot[k] for k in keys_)]
+            args += [f"{p.drone_id}|", p.lon, p.lat, len(keys_), *(slot[k] for k in keys_)]
         near, open_sets = await reader.eval(
             READ_NEAR, len(self.searched) + len(drones), *self.searched, *map(self.k.separation_open, drones), *args
         )
@@ -211,12 +219,13 @@ class SeparationCheck:
         for p in self.positions:
             flat = next(hits) if p.airborne else []
             found.append([(_parse(flat[i]), float(flat[i + 1])) for i in range(0, len(flat), 2)])
-        cells = [NearIndex.cells_for(p.lon, p.lat, self.h_m) if p.airborne else [] for p in self.positions]
         partners = {
             d: {(m.decode() if isinstance(m, bytes) else m) for m in ms}
             for d, ms in zip(drones, open_sets, strict=True)
         }
-        read_partners = {d: set(ms) for d, ms in partners.items()}
+        # What this batch does to each drone's open set, the last word per member (True: add), written as
+        # such: a partner's set that was not read is changed, not replaced.
+        delta: dict[str, dict[str, bool]] = {}
         # Every pair this batch may touch: found close, or already open.
         pairs = {self._pair(p.drone_id, h[0][0]) for p, hits in zip(self.positions, found, strict=True) for h in hits}
         pairs |= {self._pair(d, o) for d, others in partners.items() for o in others}
@@ -241,10 +250,19 @@ class SeparationCheck:
         local = NearIndex(self.h_m, self.window_ms)  # this batch's earlier airborne fixes, not yet in Redis
         local_last: dict[str, Position] = {}
         changed: set[tuple[str, str]] = set()
-        for p, hits, near in zip(self.positions, found, cells, strict=True):
+        # The drones with an earlier fix of this batch in each slice set: a fix whose slice sets hold none but
+        # its own drone has no earlier fix of another drone within reach, and skips the finer search.
+        local_drones: dict[str, set[str]] = {}
+        searches = iter(self.searches)
+        for p, hits in zip(self.positions, found, strict=True):
             close: dict[str, tuple[int, float, float | None]] = {}  # other -> (t, horizontal m, vertical m or None)
             if p.airborne:
-                earlier = local.near(p.lon, p.lat, p.t_ms, near, self.window_ms)
+                searched = next(searches)
+                earlier: list[tuple[Fix, float]] = []
+                for drones_there in map(local_drones.get, searched):
+                    if drones_there and (len(drones_there) > 1 or p.drone_id not in drones_there):
+                        earlier = local.near(p.lon, p.lat, p.t_ms, local.cells_near(p.lon, p.lat), self.window_ms)
+                        break
                 candidates = [(*fix[:3], dist) for fix, dist in [*hits, *earlier]]
                 for other, t, h, dist in candidates:
                     if other == p.drone_id or abs(t - p.t_ms) > self.window_ms or dist >= self.h_m:
@@ -262,6 +280,7 @@ class SeparationCheck:
                     state = {"start_ms": min(t, p.t_ms), "count": 0, "open": True, "h_m": dist, "v_m": vertical}
                     partners.setdefault(p.drone_id, set()).add(other)
                     partners.setdefault(other, set()).add(p.drone_id)
+                    delta.setdefault(p.drone_id, {})[other] = delta.setdefault(other, {})[p.drone_id] = True
                 state["count"] += 1
                 state["last_ms"] = max(state.get("last_ms", 0), p.t_ms, t)
                 state["h_m"] = min(state["h_m"], dist)
@@ -278,12 +297,14 @@ class SeparationCheck:
                 state["open"] = False
                 partners[p.drone_id].discard(other)
                 partners.setdefault(other, set()).discard(p.drone_id)
+                delta.setdefault(p.drone_id, {})[other] = delta.setdefault(other, {})[p.drone_id] = False
                 changed.add(pair)
                 alerts[self._id(pair, state)] = self._alert(pair, state, p, None, None, resolved=True)
             if p.airborne:
                 local.add((p.drone_id, p.t_ms, p.height_m, p.lon, p.lat))
                 local_last[p.drone_id] = p
-        touched = {d for pair in changed for d in pair}
+                own = self._geo(p.t_ms // self.window_ms, cell_of(p.lon, p.lat, TILE_M))
+                local_drones.setdefault(own, set()).add(p.drone_id)
 
         def write(tx: Any) -> None:
             ttl = max(60, 4 * self.window_ms // 1000)
@@ -307,15 +328,15 @@ class SeparationCheck:
                 tx.hset(self.k.separation_last, mapping=last)
             for pair in sorted(changed):
                 tx.set(self.k.separation_pair(*pair), orjson.dumps(states[pair]), ex=KEEP_S)
-            for drone in sorted(touched):  # changes only, so another partition's changes to the set stay
+            for drone, members in sorted(delta.items()):  # changes only: another partition's stay
                 key = self.k.separation_open(drone)
-                now, before = partners.get(drone, set()), read_partners.get(drone, set())
-                if before - now:
-                    tx.srem(key, *sorted(before - now))
-                if now - before:
-                    tx.sadd(key, *sorted(now - before))
-                if now:
-                    tx.expire(key, KEEP_S)
+                gone = sorted(m for m, added in members.items() if not added)
+                new = sorted(m for m, added in members.items() if added)
+                if gone:
+                    tx.srem(key, *gone)
+                if new:
+                    tx.sadd(key, *new)
+                tx.expire(key, KEEP_S)  # a day from the last change (no-op on a set emptied)
 
         return write, list(alerts.values())
 

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from typing import Any
 
+import orjson
 import redis
 from redis.asyncio import Redis
 
+from processors.alerts import ms_to_dt
 from processors.drone.separation import Position, SeparationCheck
 from processors.outcome import BatchOutcome
+from processors.runner import Record
 from processors.sink import RedisSink
 from streams.keys import Keys
 from streams.models import Alert, Domain
 from streams.settings import Settings
+from streams.topics import Topics
+from tests.support.replay import replay_runner
 
 T0 = 1_790_000_000_000
 TOPIC = "city.drone"
@@ -97,3 +103,58 @@ def test_a_pair_opened_by_another_partition_keeps_the_drones_other_episodes(
     assert [a.data["drones"] for a in published if a.kind == "separation"] == [["UAS-O", "UAS-P"]]
     assert redis_client.smembers("keep:sep-open:UAS-O") == {b"UAS-X", b"UAS-P"}
     assert redis_client.smembers("keep:sep-open:UAS-P") == {b"UAS-O"}
+
+
+def _crowd(drones: int, seconds: int, partitions: int) -> dict[int, list[Record]]:
+    """Drones wandering in a 600 m square, a fix a second each, keyed to partitions by drone; a quarter go
+    quiet half way."""
+    rng = random.Random(5)
+    topic = Topics(Settings(environment="test").kafka.topic_namespace).for_domain(Domain.drone)
+    state = [[f"UAS-{i:03d}", 113.70 + rng.random() * 0.006, 22.80 + rng.random() * 0.006] for i in range(drones)]
+    parts: dict[int, list[Record]] = {p: [] for p in range(partitions)}
+    for s in range(seconds):
+        for i, d in enumerate(state):
+            if i % 4 == 0 and s > seconds // 2:
+                continue  # gone quiet: its episodes end by its partners' fixes, in fetches without its own
+            d[1] += (rng.random() - 0.5) * 0.0002
+            d[2] += (rng.random() - 0.5) * 0.0002
+            fix = {
+                "observed_at": ms_to_dt(T0 + s * 1000).isoformat(),
+                "lon": round(d[1], 7),
+                "lat": round(d[2], 7),
+                "drone_id": d[0],
+                "altitude_m": 64.0,
+                "height_agl_m": 60.0,
+                "speed_h_mps": 5.0,
+                "speed_v_mps": 0.0,
+                "heading_deg": 90.0,
+                "status": "landed" if s % 47 == 0 and rng.random() < 0.3 else "airborne",
+                "operator_id": "OP-1",
+            }
+            p = int(str(d[0])[-3:]) % partitions
+            parts[p].append(Record(topic, p, len(parts[p]), str(d[0]).encode(), orjson.dumps(fix)))
+    return parts
+
+
+def test_open_episode_sets_agree_with_the_pair_states_after_a_crowded_replay(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    parts = _crowd(drones=40, seconds=240, partitions=4)
+
+    async def replay() -> None:
+        client = Redis.from_url(redis_url)
+        runner = replay_runner(client, "crowd", Settings(environment="test"))
+        step = 60  # records per partition per fetch
+        for start in range(0, max(len(r) for r in parts.values()), step):
+            await runner.run_fetch({(r[0].topic, p): r[start : start + step] for p, r in parts.items() if r[start:]})
+        await client.aclose()
+
+    asyncio.run(replay())
+    opened = closed = 0
+    for key in redis_client.scan_iter("crowd:sep-pair:*"):
+        a, b = key.decode().removeprefix("crowd:sep-pair:").split("|")
+        is_open = bool(orjson.loads(redis_client.get(key) or b"{}").get("open"))
+        opened, closed = opened + is_open, closed + (not is_open)
+        assert redis_client.sismember(f"crowd:sep-open:{a}", b) == is_open, (a, b, is_open)
+        assert redis_client.sismember(f"crowd:sep-open:{b}", a) == is_open, (a, b, is_open)
+    assert opened > 0 and closed > 20, (opened, closed)  # the replay did open and end episodes
