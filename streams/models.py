@@ -7,6 +7,7 @@ a broken gateway, not a city event.
 from __future__ import annotations
 
 import hashlib
+import time
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import cached_property
@@ -16,6 +17,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 MAX_CLOCK_AHEAD = timedelta(hours=1)
 MAX_EVENT_AGE = timedelta(days=366)
+_AHEAD_S, _AGE_S = MAX_CLOCK_AHEAD.total_seconds(), MAX_EVENT_AGE.total_seconds()
 
 SourceId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")]
 Latitude = Annotated[float, Field(ge=-90, le=90)]
@@ -69,10 +71,10 @@ class SensorEvent(BaseModel):
     @field_validator("observed_at")
     @classmethod
     def _plausible_time(cls, value: datetime) -> datetime:
-        now = datetime.now(UTC)
-        if value > now + MAX_CLOCK_AHEAD:
+        at, now = value.timestamp(), time.time()  # epoch seconds: datetime.now() per event was 4% of a worker
+        if at > now + _AHEAD_S:
             raise ValueError(f"observed_at is more than {MAX_CLOCK_AHEAD} ahead of the clock: fix the gateway clock")
-        if value < now - MAX_EVENT_AGE:
+        if at < now - _AGE_S:
             raise ValueError(f"observed_at is older than {MAX_EVENT_AGE.days} days")
         return value.astimezone(UTC)
 

@@ -183,6 +183,8 @@ class SeparationCheck:
         self.h_m, self.v_m = rules.separation_horizontal_m, rules.separation_vertical_m
         self.window_ms = int(rules.separation_window_s * 1000)
         self.searches: list[list[str]] = []  # per airborne fix: the slice sets near it
+        self.homes: list[tuple[int, int]] = []  # per airborne fix: its own tile
+        self._names: dict[tuple[int, tuple[int, int]], str] = {}
         tiles_searched: set[tuple[int, int]] = set()
         for p in positions:
             if p.airborne:
@@ -190,6 +192,7 @@ class SeparationCheck:
                 tiles = cells_near(p.lon, p.lat, self.h_m, TILE_M)
                 tiles_searched.update(tiles)
                 self.searches.append([self._geo(slice_, tile) for slice_ in (s - 1, s, s + 1) for tile in tiles])
+                self.homes.append(cell_of(p.lon, p.lat, TILE_M))
         self.searched = sorted({key for keys_ in self.searches for key in keys_})
         # WATCH costs Redis a scan of the keys already watched for each key (quadratic in their number), so
         # the commit watches one stamp per tile, raised by every write into any of its slices, instead of
@@ -202,7 +205,10 @@ class SeparationCheck:
         return f"{tile[0]}:{tile[1]}"
 
     def _geo(self, slice_: int, tile: tuple[int, int]) -> str:
-        return self.k.separation_slice(slice_, self._tile(tile))
+        name = self._names.get((slice_, tile))
+        if name is None:  # a batch's fixes share few slice sets: name each once
+            name = self._names[(slice_, tile)] = self.k.separation_slice(slice_, self._tile(tile))
+        return name
 
     async def decide_in(self, pipe: Any, reader: Any) -> tuple[Callable[[Any], None], list[Alert]]:
         """Read the neighbours and episodes (watched by `pipe`), decide, and return the writes and alerts."""
@@ -253,11 +259,12 @@ class SeparationCheck:
         # The drones with an earlier fix of this batch in each slice set: a fix whose slice sets hold none but
         # its own drone has no earlier fix of another drone within reach, and skips the finer search.
         local_drones: dict[str, set[str]] = {}
-        searches = iter(self.searches)
+        searches, homes = iter(self.searches), iter(self.homes)
         for p, hits in zip(self.positions, found, strict=True):
             close: dict[str, tuple[int, float, float | None]] = {}  # other -> (t, horizontal m, vertical m or None)
+            home = None
             if p.airborne:
-                searched = next(searches)
+                searched, home = next(searches), next(homes)
                 earlier: list[tuple[Fix, float]] = []
                 for drones_there in map(local_drones.get, searched):
                     if drones_there and (len(drones_there) > 1 or p.drone_id not in drones_there):
@@ -300,24 +307,21 @@ class SeparationCheck:
                 delta.setdefault(p.drone_id, {})[other] = delta.setdefault(other, {})[p.drone_id] = False
                 changed.add(pair)
                 alerts[self._id(pair, state)] = self._alert(pair, state, p, None, None, resolved=True)
-            if p.airborne:
+            if home is not None:
                 local.add((p.drone_id, p.t_ms, p.height_m, p.lon, p.lat))
                 local_last[p.drone_id] = p
-                own = self._geo(p.t_ms // self.window_ms, cell_of(p.lon, p.lat, TILE_M))
-                local_drones.setdefault(own, set()).add(p.drone_id)
+                local_drones.setdefault(self._geo(p.t_ms // self.window_ms, home), set()).add(p.drone_id)
 
         def write(tx: Any) -> None:
             ttl = max(60, 4 * self.window_ms // 1000)
             by_key: dict[str, list[float | str]] = {}
             tiles: set[tuple[int, int]] = set()
             last: dict[str, bytes] = {}
-            for p in self.positions:
-                if p.airborne:
-                    tile = cell_of(p.lon, p.lat, TILE_M)
-                    tiles.add(tile)
-                    key = self._geo(p.t_ms // self.window_ms, tile)
-                    by_key.setdefault(key, []).extend((p.lon, p.lat, _member(p)))
-                    last[p.drone_id] = orjson.dumps([p.lon, p.lat, p.height_m, p.t_ms])
+            for p, tile in zip((p for p in self.positions if p.airborne), self.homes, strict=True):
+                tiles.add(tile)
+                key = self._geo(p.t_ms // self.window_ms, tile)
+                by_key.setdefault(key, []).extend((p.lon, p.lat, _member(p)))
+                last[p.drone_id] = orjson.dumps([p.lon, p.lat, p.height_m, p.t_ms])
             if by_key:  # the stamps tell every commit that searched these tiles to decide again
                 stamps = [self.k.separation_tile(self._tile(tile)) for tile in sorted(tiles)]
                 args: list[float | str | int] = [ttl]
