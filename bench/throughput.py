@@ -42,6 +42,7 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench import throughput_workers  # noqa: E402
 from bench.redis_memory import fleet_for  # noqa: E402
 from bench.throughput_latency import Latency, measure_latency  # noqa: E402
 from bench.throughput_report import print_latency, print_rss, print_targets, print_throughput  # noqa: E402
@@ -337,6 +338,13 @@ def main() -> None:
         "--fallback-rate", type=float, default=0, help="rate of the second latency run (default: half of (d))"
     )
     parser.add_argument("--sensors", type=int, default=100_000, help="distinct sources in the rss input")
+    parser.add_argument(
+        "--worker-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a citystream setting for the bench's workers, without CITY_ (WORKER__BATCH_LINGER_S=0.05); repeatable",
+    )
     parser.add_argument("--case", choices=["raw", "faust"], help=argparse.SUPPRESS)
     parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
     parser.add_argument("--namespace", help=argparse.SUPPRESS)
@@ -344,6 +352,11 @@ def main() -> None:
     if args.case:
         run_case(args.case, args.bootstrap, args.namespace, args.events)
         return
+    for setting in args.worker_setting:
+        name, sep, value = setting.partition("=")
+        if not sep or not name or name.upper().startswith("CITY_"):
+            parser.error(f"--worker-setting takes NAME=VALUE without CITY_ (WORKER__BATCH_LINGER_S=0.05): {setting!r}")
+        throughput_workers.SETTINGS[name.upper()] = value
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = set(cases) - set(CASES)
     if unknown:
@@ -373,6 +386,8 @@ def main() -> None:
         print_latency(runs)
     if rss is not None:
         print_rss(rss, rss_events, distinct)
+    if throughput_workers.SETTINGS:
+        print("\nworker settings: " + ", ".join(f"CITY_{k}={v}" for k, v in throughput_workers.SETTINGS.items()))
     print("\nwall time and the servers' CPU s during each case: " + "; ".join(servers.spent))
     print_targets(rates, runs, rss, args.latency_rate)
 

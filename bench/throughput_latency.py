@@ -32,6 +32,7 @@ from streams.models import Domain, alert_id
 from streams.settings import DEFAULT_ZONES_FILE, KafkaSettings
 
 MARKER_EVERY_S = 0.1
+MARKER_GRID, MARKER_STEP_DEG = 20, 0.001  # marker places: 20 x 20, about 100 m apart (separation limit: 50 m)
 WARMUP_S = 30.0  # every simulated source reports within 30 s: after it the worker holds the whole fleet
 WARMUP_MAX = 60_000
 DRAIN_S = 10.0  # after the last send, how long markers may still arrive
@@ -84,10 +85,23 @@ def pregenerate(rate: float, count: int) -> tuple[list[Event], dict[str, Any]]:
 
 
 def marker(template: dict[str, Any], index: int, observed_ms: int) -> tuple[str, bytes, str]:
-    """Return (key, value, expected alert id) of a marker fix: a new drone reporting a Remote ID failure."""
+    """Return (key, value, expected alert id) of a marker fix: a new drone reporting a Remote ID failure.
+
+    Markers sit on a 20 x 20 grid about 100 m apart around the template's fix, so one place gets a marker
+    every 40 s. On one spot, every marker would be a new drone 0 m from the ~50 before it within the 5 s
+    separation window: about 50 separation alerts per marker, 500 a second, which the city's own traffic
+    does not make (a first version did this, and its latencies measured that pile-up).
+    """
     drone_id = f"BENCH-RID-{index:06d}"
     observed = ms_to_dt(observed_ms)
-    value = template | {"drone_id": drone_id, "status": "remote_id_failure", "observed_at": observed.isoformat()}
+    row, column = divmod(index % (MARKER_GRID * MARKER_GRID), MARKER_GRID)
+    value = template | {
+        "drone_id": drone_id,
+        "status": "remote_id_failure",
+        "observed_at": observed.isoformat(),
+        "lat": round(template["lat"] + (row - MARKER_GRID // 2) * MARKER_STEP_DEG, 7),
+        "lon": round(template["lon"] + (column - MARKER_GRID // 2) * MARKER_STEP_DEG, 7),
+    }
     return drone_id, orjson.dumps(value), alert_id(REMOTE_ID_FAILURE, drone_id, observed)
 
 

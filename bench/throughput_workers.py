@@ -28,19 +28,28 @@ HANDLED = (b"events", b"deadletter", b"late")  # every counter an input event en
 PROGRESS_EVERY_S = 5.0
 
 
+# Worker settings a bench run sets on top of its own (`--worker-setting WORKER__BATCH_LINGER_S=0.05`): the
+# caller's CITY_* variables are not passed on, so that a shell's settings never change a recorded figure unseen.
+SETTINGS: dict[str, str] = {}
+
+
 def worker_env(bootstrap: str, namespace: str, redis_url: str, tag: str) -> dict[str, str]:
     """Return the environment of a bench worker: this Kafka and Redis, its own group and key prefix."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("CITY_")} | {
-        "CITY_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
-        "CITY_KAFKA__TOPIC_NAMESPACE": namespace,
-        "CITY_KAFKA__SESSION_TIMEOUT_S": "6",
-        "CITY_KAFKA__HEARTBEAT_INTERVAL_S": "1",
-        "CITY_REDIS__URL": redis_url,
-        "CITY_REDIS__KEY_PREFIX": f"bench-{tag}",
-        "CITY_WORKER__GROUP_ID": f"bench-{tag}",
-        "CITY_LOG_LEVEL": "WARNING",
-        "CITY_WORKER__WINDOW_GRACE_S": "3600",
-    }
+    return (
+        {k: v for k, v in os.environ.items() if not k.startswith("CITY_")}
+        | {
+            "CITY_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+            "CITY_KAFKA__TOPIC_NAMESPACE": namespace,
+            "CITY_KAFKA__SESSION_TIMEOUT_S": "6",
+            "CITY_KAFKA__HEARTBEAT_INTERVAL_S": "1",
+            "CITY_REDIS__URL": redis_url,
+            "CITY_REDIS__KEY_PREFIX": f"bench-{tag}",
+            "CITY_WORKER__GROUP_ID": f"bench-{tag}",
+            "CITY_LOG_LEVEL": "WARNING",
+            "CITY_WORKER__WINDOW_GRACE_S": "3600",
+        }
+        | {f"CITY_{name}": value for name, value in SETTINGS.items()}
+    )
 
 
 @dataclass
