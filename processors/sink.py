@@ -63,6 +63,20 @@ end
 return 0
 """
 
+# Add scored members to several sorted sets (the partitions' silence watch lists): per key, the count of
+# score/member pairs, then the pairs.
+ZADD_MANY = """
+local a = 1
+for _, key in ipairs(KEYS) do
+  local n = tonumber(ARGV[a])
+  for first = a + 1, a + 2 * n, 1000 do  -- unpack has a stack limit
+    redis.call('ZADD', key, unpack(ARGV, first, math.min(first + 999, a + 2 * n)))
+  end
+  a = a + 1 + 2 * n
+end
+return 0
+"""
+
 SHARED_RETRIES = 50  # shared keys changed by other partitions this many times in a row: give up, the batch is retried
 ALERT_EVENTS_MAX = 200_000  # changes kept for clients that reconnect (about a day of a busy city)
 
@@ -237,13 +251,11 @@ class RedisSink:
                         if shared_alerts:
                             await shared.publish(shared_alerts)
                     pipe.multi()
-                    for (topic, partition, _, last_offset, outcome, states), key, ok in zip(
-                        batches, offset_keys, ready, strict=True
-                    ):
-                        if ok:
-                            self._write(pipe, topic, partition, outcome, states, shared_alerts)
-                            shared_alerts = []  # written once, with the first batch
-                            pipe.set(key, last_offset)
+                    applied = [batch for batch, ok in zip(batches, ready, strict=True) if ok]
+                    self._write(
+                        pipe, [(t, p, outcome, states) for t, p, _, _, outcome, states in applied], shared_alerts
+                    )
+                    pipe.mset({key: batch[3] for batch, key, ok in zip(batches, offset_keys, ready, strict=True) if ok})
                     if writes is not None:
                         writes(pipe)
                     await pipe.execute()
@@ -261,58 +273,97 @@ class RedisSink:
     def _write(
         self,
         pipe: Any,
-        topic: str,
-        partition: int,
-        outcome: BatchOutcome,
-        states: dict[str, dict[str, Any]],
+        batches: Sequence[tuple[str, int, BatchOutcome, dict[str, dict[str, Any]]]],
         extra_alerts: Sequence[Alert] = (),
     ) -> None:
-        keys, domain = self.keys, outcome.domain.value
-        index: dict[int, dict[str, float]] = {}
-        windows = list(dict.fromkeys([*outcome.sums, *outcome.maxima]))
-        if windows:
-            window_keys: list[str] = []
-            window_args: list[str | int] = [self.window_ttl_s]
-            for window in windows:
-                window_s, zone_id, start_ms = window
-                window_keys.append(keys.window(domain, window_s, zone_id, start_ms))
-                for fields in (outcome.sums.get(window, {}), outcome.maxima.get(window, {})):
-                    window_args.append(len(fields))
-                    for field_name, value in fields.items():
-                        window_args += [field_name, value]
-                index.setdefault(window_s, {})[f"{zone_id}|{start_ms}"] = start_ms
+        """Add the writes of several partitions' batches to a transaction, merged into few commands.
+
+        Each queued command costs a reply to parse and its own dispatch in Redis, and a live fetch brings a
+        few records for each of 20-odd partitions: one command per partition for each kind of write made
+        ~150 commands a fetch. The writes are merged per domain (one window script, one state HSET), per
+        window size (one index ZADD) and per transaction (stats, watermarks), leaving what writing the
+        batches one after the other leaves. `extra_alerts` (decided on shared keys) follow the first batch's.
+        """
+        keys = self.keys
+        window_calls: dict[str, tuple[list[str], list[str | int]]] = {}
+        member_calls: dict[str, tuple[list[str], list[str | int]]] = {}
+        index: dict[tuple[str, int], dict[str, float]] = {}
+        changed_domains: list[str] = []
+        alerts: list[Alert] = []
+        states_by_domain: dict[str, dict[str, bytes]] = {}
+        stats: dict[str, int] = {}
+        watermarks: dict[str, str] = {}
+        silence: list[tuple[str, dict[str, int], list[str]]] = []
+        wall_ms = int(time.time() * 1000)
+        for n, (topic, partition, outcome, states) in enumerate(batches):
+            domain = outcome.domain.value
+            windows = list(dict.fromkeys([*outcome.sums, *outcome.maxima]))
+            if windows:
+                window_keys, window_args = window_calls.setdefault(domain, ([], [self.window_ttl_s]))
+                for window in windows:
+                    window_s, zone_id, start_ms = window
+                    window_keys.append(keys.window(domain, window_s, zone_id, start_ms))
+                    for fields in (outcome.sums.get(window, {}), outcome.maxima.get(window, {})):
+                        window_args.append(len(fields))
+                        for field_name, value in fields.items():
+                            window_args += [field_name, value]
+                    index.setdefault((domain, window_s), {})[f"{zone_id}|{start_ms}"] = start_ms
+            if outcome.members:
+                set_keys, set_args = member_calls.setdefault(domain, ([], [self.window_ttl_s]))
+                for (window_s, zone_id, start_ms), members in outcome.members.items():
+                    set_keys.append(keys.window_members(domain, window_s, zone_id, start_ms))
+                    set_args += [len(members), *sorted(members)]
+            if (windows or outcome.members) and domain not in changed_domains:
+                changed_domains.append(domain)
+            alerts += outcome.alerts.values()
+            if n == 0:
+                alerts += extra_alerts
+            watch = {sid: ms for sid, ms in outcome.silence_watch.items() if ms is not None}
+            unwatch = [sid for sid, ms in outcome.silence_watch.items() if ms is None]
+            if watch or unwatch:
+                silence.append((keys.silence_index(topic, partition), watch, unwatch))
+            if states:
+                states_by_domain.setdefault(domain, {}).update({sid: orjson.dumps(st) for sid, st in states.items()})
+            for name, count, always in (
+                (f"events:{topic}", outcome.events, True),
+                (f"deadletter:{topic}", len(outcome.deadletters), False),
+                (f"late:{topic}", len(outcome.late), False),
+            ):
+                if always or count:
+                    stats[name] = stats.get(name, 0) + count
+            if outcome.max_event_ms >= 0:
+                watermarks[f"{topic}:{partition}"] = f"{outcome.max_event_ms}:{wall_ms}"
+        for window_keys, window_args in window_calls.values():
             pipe.eval(WINDOW_FIELDS, len(window_keys), *window_keys, *window_args)
-        if outcome.members:
-            set_keys: list[str] = []
-            set_args: list[str | int] = [self.window_ttl_s]
-            for (window_s, zone_id, start_ms), members in outcome.members.items():
-                set_keys.append(keys.window_members(domain, window_s, zone_id, start_ms))
-                set_args += [len(members), *sorted(members)]
+        for set_keys, set_args in member_calls.values():
             pipe.eval(SET_ADD_MANY, len(set_keys), *set_keys, *set_args)
-        for window_s, members_by_ref in index.items():
+        for (domain, window_s), members_by_ref in index.items():
             pipe.zadd(keys.window_index(domain, window_s), members_by_ref)
-        if windows or outcome.members:
+        for domain in changed_domains:
             pipe.incr(keys.windows_version(domain))  # in the same transaction: a kept answer is never half-new
-        alerts = [*outcome.alerts.values(), *extra_alerts]
-        for alert in alerts:
-            pipe.set(keys.alert(alert.id), encode(alert))
-            pipe.zadd(keys.alert_index, {alert.id: first_seen_ms(alert)})
-            pipe.xadd(keys.alert_events, {"id": alert.id, "by": "processor"}, maxlen=ALERT_EVENTS_MAX, approximate=True)
         if alerts:
+            pipe.mset({keys.alert(alert.id): encode(alert) for alert in alerts})
+            pipe.zadd(keys.alert_index, {alert.id: first_seen_ms(alert) for alert in alerts})
+            for alert in alerts:
+                pipe.xadd(
+                    keys.alert_events, {"id": alert.id, "by": "processor"}, maxlen=ALERT_EVENTS_MAX, approximate=True
+                )
             index_keys, index_args = index_alerts_args(keys, alerts)
             pipe.eval(INDEX_ALERTS, len(index_keys), *index_keys, *index_args)
-        watch = {sid: ms for sid, ms in outcome.silence_watch.items() if ms is not None}
-        unwatch = [sid for sid, ms in outcome.silence_watch.items() if ms is None]
-        if watch:
-            pipe.zadd(keys.silence_index(topic, partition), watch)
-        if unwatch:
-            pipe.zrem(keys.silence_index(topic, partition), *unwatch)
-        if states:
-            pipe.hset(keys.state(domain), mapping={sid: orjson.dumps(st) for sid, st in states.items()})
-        pipe.hincrby(keys.stats, f"events:{topic}", outcome.events)
-        if outcome.deadletters:
-            pipe.hincrby(keys.stats, f"deadletter:{topic}", len(outcome.deadletters))
-        if outcome.late:
-            pipe.hincrby(keys.stats, f"late:{topic}", len(outcome.late))
-        if outcome.max_event_ms >= 0:
-            pipe.hset(keys.watermarks, f"{topic}:{partition}", f"{outcome.max_event_ms}:{int(time.time() * 1000)}")
+        watched = [(key, watch) for key, watch, _ in silence if watch]
+        if watched:
+            watch_args: list[str | int] = []
+            for _, watch in watched:
+                watch_args.append(len(watch))
+                for sid, ms in watch.items():
+                    watch_args += [ms, sid]
+            pipe.eval(ZADD_MANY, len(watched), *(key for key, _ in watched), *watch_args)
+        for key, _, unwatch in silence:
+            if unwatch:
+                pipe.zrem(key, *unwatch)
+        for domain, encoded in states_by_domain.items():
+            pipe.hset(keys.state(domain), mapping=encoded)
+        for name, count in stats.items():
+            pipe.hincrby(keys.stats, name, count)
+        if watermarks:
+            pipe.hset(keys.watermarks, mapping=watermarks)

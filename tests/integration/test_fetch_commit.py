@@ -30,10 +30,13 @@ def _fetches(batches: list[list[Record]]) -> list[dict[tuple[str, int], list[Rec
 
 
 def _in_any_order(contents: dict[bytes, object]) -> dict[bytes, object]:
-    """Return contents with what only the order of commits arranges put in order (JSON keys, the event log)."""
+    """Return contents with what only the order of commits arranges put in order (JSON keys, the event log),
+    and the change counters as whether they moved: a transaction raises each once, however many batches."""
     out = dict(contents)
     for key, value in contents.items():
-        if key.startswith(b":feeder:") and isinstance(value, bytes):
+        if (key.startswith(b":aggver:") or key == b":alerts-version") and isinstance(value, bytes):
+            out[key] = int(value) > 0
+        elif key.startswith(b":feeder:") and isinstance(value, bytes):
             out[key] = orjson.loads(value)  # dicts compare without their key order
         elif key == b":alert-events" and isinstance(value, list):
             out[key] = sorted(sorted(fields.items()) for fields in value)
