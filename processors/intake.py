@@ -4,10 +4,11 @@ Faust hands an agent one message at a time (a task and an `asyncio.wait` per mes
 drain loop, then the conductor, codec, sensors and stream iterator), which holds a worker near 5,000
 events/s whatever the agent then does with them. The intake is one aiokafka consumer in the worker's
 consumer group, subscribed to the three sensor topics: each `getmany` brings up to `batch_max` records,
-and, once records come, the intake keeps fetching for `batch_linger_s` (a producer's linger: live input
-otherwise arrives one or two records per partition per fetch, each paying a Redis transaction). Each
-partition's run is one batch, partitions side by side, and those whose batch touches no shared key are
-committed to Redis in one transaction (`BatchRunner.run_fetch`). Faust stays the
+and the records that arrive while one fetch is processed make the next, so batches grow with the load. With
+`batch_linger_s` (default 0: latency first) the intake keeps fetching that long once records come, like a
+producer's linger, for fewer and larger batches when input trickles. Each partition's run is one batch,
+partitions side by side, committed to Redis in at most two transactions (`BatchRunner.run_fetch`). Faust
+stays the
 frame: the app, its producer for alerts and dead letters, the timers, the worker's lifecycle and signals.
 
 Offsets: Redis holds what is applied (the runner's compare-and-set on each partition's offset). When a

@@ -64,7 +64,7 @@ class WorkerSettings(BaseModel):
     batch_max: int = Field(2000, ge=1, le=100_000)
     batch_within_s: float = Field(0.2, gt=0, description="longest wait for the first records of a batch")
     batch_linger_s: float = Field(
-        0.2, ge=0, le=5, description="after the first records arrive, how long to wait for more before processing"
+        0.0, ge=0, le=5, description="after the first records arrive, how long to wait for more before processing"
     )
     window_seconds: int = Field(60, ge=1, description="the finest window; lateness is judged against it")
     zone_windows_s: dict[str, list[int]] = Field(
