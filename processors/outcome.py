@@ -58,9 +58,19 @@ class BatchOutcome:
     events: int = 0
     max_event_ms: int = -1
 
+    # A reading's zone windows of every size are the same fields in nested windows: readings are summed per
+    # zone and finest window here, and each size's windows are added up from those once per batch (`settle`)
+    # instead of per reading. Sums add, maxima max and members unite, so the result is exactly that of adding
+    # every reading to every size.
+    staged: dict[tuple[str, int], tuple[dict[str, int], dict[str, int], set[str]]] = field(
+        default_factory=dict, repr=False
+    )
+
     def __post_init__(self) -> None:
         if not self.zone_sizes:
             self.zone_sizes = (self.window_s,)
+        # Staging pays off with more than one size, and is exact when every size nests the finest window.
+        self._stage = len(self.zone_sizes) > 1 and all(size % self.window_s == 0 for size in self.zone_sizes)
 
     def add_sums(self, zone_id: str, start_ms: int, increments: dict[str, int], window_s: int | None = None) -> None:
         """Add integer increments to one window (the finest zone window unless window_s is given)."""
@@ -92,9 +102,24 @@ class BatchOutcome:
         groups: tuple[str, ...] = (),
     ) -> None:
         """Add one reading to its zone's windows of every size, and to its groups' source windows."""
-        targets = [(zone_id, size) for size in self.zone_sizes] + [
-            (g, size) for g in groups for size in self.source_sizes
-        ]
+        if self._stage:
+            fine = self.staged.get((zone_id, observed_ms - observed_ms % (self.window_s * 1000)))
+            if fine is None:
+                fine = self.staged[(zone_id, observed_ms - observed_ms % (self.window_s * 1000))] = ({}, {}, set())
+            fine_sums, fine_maxima, fine_members = fine
+            for name, value in sums.items():
+                fine_sums[name] = fine_sums.get(name, 0) + value
+            if maxima:
+                for name, value in maxima.items():
+                    current = fine_maxima.get(name)
+                    fine_maxima[name] = value if current is None else max(current, value)
+            if member is not None:
+                fine_members.add(member)
+            targets = [(g, size) for g in groups for size in self.source_sizes]
+        else:
+            targets = [(zone_id, size) for size in self.zone_sizes] + [
+                (g, size) for g in groups for size in self.source_sizes
+            ]
         for group, size in targets:
             start = window_start_ms(observed_ms, size)
             self.add_sums(group, start, sums, size)
@@ -102,6 +127,18 @@ class BatchOutcome:
                 self.add_max(group, start, maxima, size)
             if member is not None:
                 self.add_member(group, start, member, size)
+
+    def settle(self) -> None:
+        """Add the staged readings to their zone windows of every size (idempotent; before any write)."""
+        staged, self.staged = self.staged, {}
+        for (zone_id, start), (sums, maxima, members) in staged.items():
+            for size in self.zone_sizes:
+                window_start = window_start_ms(start, size)
+                self.add_sums(zone_id, window_start, sums, size)
+                if maxima:
+                    self.add_max(zone_id, window_start, maxima, size)
+                for member in sorted(members):
+                    self.add_member(zone_id, window_start, member, size)
 
     def emit(self, alert: Alert | None) -> None:
         """Keep the latest version of an alert produced in this batch."""

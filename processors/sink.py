@@ -296,6 +296,7 @@ class RedisSink:
         silence: list[tuple[str, dict[str, int], list[str]]] = []
         wall_ms = int(time.time() * 1000)
         for n, (topic, partition, outcome, states) in enumerate(batches):
+            outcome.settle()
             domain = outcome.domain.value
             windows = list(dict.fromkeys([*outcome.sums, *outcome.maxima]))
             if windows:
