@@ -71,12 +71,15 @@ class SensorEvent(BaseModel):
     @field_validator("observed_at")
     @classmethod
     def _plausible_time(cls, value: datetime) -> datetime:
-        at, now = value.timestamp(), time.time()  # epoch seconds: datetime.now() per event was 4% of a worker
+        # In UTC first: timestamp() of the stdlib's UTC is 2.5 times as fast as of the parser's zone, and
+        # observed_ms reads it again. Epoch seconds: datetime.now() per event was 4% of a worker.
+        utc = value.astimezone(UTC)
+        at, now = utc.timestamp(), time.time()
         if at > now + _AHEAD_S:
             raise ValueError(f"observed_at is more than {MAX_CLOCK_AHEAD} ahead of the clock: fix the gateway clock")
         if at < now - _AGE_S:
             raise ValueError(f"observed_at is older than {MAX_EVENT_AGE.days} days")
-        return value.astimezone(UTC)
+        return utc
 
     @property
     def source_id(self) -> str:
