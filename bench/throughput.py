@@ -117,8 +117,10 @@ def faust_agent(bootstrap: str, namespace: str, events: int) -> None:
     import faust
 
     topics = Topics(namespace)
+    name = f"bench-faust-{uuid.uuid4().hex[:6]}"
     app = faust.App(
-        f"bench-faust-{uuid.uuid4().hex[:6]}",
+        name,
+        datadir=os.path.join(tempfile.gettempdir(), f"{name}-data"),  # not ./<name>-data in the repo
         broker=f"kafka://{bootstrap}",
         value_serializer="raw",
         web_enabled=False,
