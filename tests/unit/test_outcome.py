@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -152,3 +153,29 @@ def test_every_domain_emits_exactly_its_named_metrics(domain: Domain) -> None:
 
 def test_only_drones_count_distinct_members() -> None:
     assert set(HAS_MEMBERS) == {Domain.drone}
+
+
+def test_readings_summed_per_minute_then_per_size_equal_every_reading_added_to_every_size() -> None:
+    rng = random.Random(3)
+    staged = BatchOutcome(Domain.energy, 60, (60, 900, 3600), (900,))
+    assert staged.staged == {}  # nothing pending before a reading
+    expected_sums: dict[tuple[int, str, int], Counter[str]] = {}
+    expected_max: dict[tuple[int, str, int], dict[str, int]] = {}
+    expected_members: dict[tuple[int, str, int], set[str]] = {}
+    for i in range(3000):
+        zone, observed = f"zone-{rng.randrange(4)}", BOUNDARY + rng.randrange(0, 3 * 3_600_000)
+        sums, maxima = {"n": 1, "wh": rng.randrange(0, 50)}, {"peak_w": rng.randrange(0, 9000)}
+        member, groups = f"m{rng.randrange(40)}", (f"meter:m{i % 7}",)
+        staged.add_reading(zone, observed, sums, maxima, member=member, groups=groups)
+        for group, sizes in ((zone, (60, 900, 3600)), (groups[0], (900,))):
+            for size in sizes:
+                key = (size, group, window_start_ms(observed, size))
+                expected_sums.setdefault(key, Counter()).update(sums)
+                bucket = expected_max.setdefault(key, {})
+                bucket["peak_w"] = max(bucket.get("peak_w", 0), maxima["peak_w"])
+                expected_members.setdefault(key, set()).add(member)
+    staged.settle()
+    staged.settle()  # a second settle (a commit retried) adds nothing
+    assert staged.sums == expected_sums
+    assert staged.maxima == expected_max
+    assert staged.members == expected_members
