@@ -58,6 +58,8 @@ class Zone:
 
 def check_coordinates(lon: float, lat: float) -> None:
     """Raise InvalidCoordinateError unless lon is in [-180, 180] and lat in [-90, 90], both finite."""
+    if type(lon) is float and type(lat) is float and -180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0:
+        return  # the common case, at once (NaN fails the comparisons, infinities the ranges: both go below)
     for axis, value, limit in (("longitude", lon, 180), ("latitude", lat, 90)):
         kind = type(value)  # float and int first: the abstract-class check costs more than the rest
         if kind is not float and kind is not int and (isinstance(value, bool) or not isinstance(value, numbers.Real)):

