@@ -186,12 +186,16 @@ class SeparationCheck:
         self.homes: list[tuple[int, int]] = []  # per airborne fix: its own tile
         self._names: dict[tuple[int, tuple[int, int]], str] = {}
         tiles_searched: set[tuple[int, int]] = set()
+        lists: dict[tuple[int, tuple[tuple[int, int], ...]], list[str]] = {}  # fixes of a slice and tiles share one
         for p in positions:
             if p.airborne:
                 s = p.t_ms // self.window_ms
-                tiles = cells_near(p.lon, p.lat, self.h_m, TILE_M)
-                tiles_searched.update(tiles)
-                self.searches.append([self._geo(slice_, tile) for slice_ in (s - 1, s, s + 1) for tile in tiles])
+                tiles = tuple(cells_near(p.lon, p.lat, self.h_m, TILE_M))
+                searched = lists.get((s, tiles))
+                if searched is None:
+                    tiles_searched.update(tiles)
+                    searched = lists[(s, tiles)] = [self._geo(i, tile) for i in (s - 1, s, s + 1) for tile in tiles]
+                self.searches.append(searched)
                 self.homes.append(cell_of(p.lon, p.lat, TILE_M))
         self.searched = sorted({key for keys_ in self.searches for key in keys_})
         # WATCH costs Redis a scan of the keys already watched for each key (quadratic in their number), so
