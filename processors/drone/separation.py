@@ -41,20 +41,27 @@ KEEP_S = 24 * 3600  # pair states and open sets expire after a day without chang
 # Find every stored fix of other drones near each of a batch's fixes, and read the drones' open-episode sets,
 # in one call: the radius search runs in Redis, so only close fixes come back however crowded the sets are,
 # and a drone's own fixes (most of what a search meets) stay there. KEYS: the slice sets, then the open sets
-# (ARGV[2] of them). ARGV[1]: the radius in m; then per fix: its member prefix (`drone|`), lon, lat, k and the
-# indices in KEYS of its k slice sets. Returns {per fix: [member, metres, ...], per open set: members}.
-# A member is `drone|t|height|lon|lat`, and a drone id may hold `|`: a member is the fix's drone's when it
-# starts with the prefix and the rest has exactly the 3 separators of `t|height|lon|lat`.
+# (ARGV[2] of them). ARGV[1]: the radius in m; ARGV[3]: the number of search groups, each the count k and the
+# indices in KEYS of k slice sets (fixes of one slice and tile neighbourhood share one); then per fix: its
+# member prefix (`drone|`), lon, lat and its group. Returns {per fix: [member, metres, ...], per open set:
+# members}. A member is `drone|t|height|lon|lat`, and a drone id may hold `|`: a member is the fix's drone's
+# when it starts with the prefix and the rest has exactly the 3 separators of `t|height|lon|lat`.
 READ_NEAR = """
-local radius, n_open = ARGV[1], tonumber(ARGV[2])
+local radius, n_open, n_groups = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local n_sets = #KEYS - n_open
-local hits, partners, a = {}, {}, 3
+local groups, a = {}, 4
+for g = 1, n_groups do
+  local k, sets = tonumber(ARGV[a]), {}
+  for j = 1, k do sets[j] = KEYS[tonumber(ARGV[a + j])] end
+  groups[g] = sets
+  a = a + 1 + k
+end
+local hits, partners = {}, {}
 while a <= #ARGV do
-  local prefix, lon, lat, k = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
+  local prefix, lon, lat = ARGV[a], ARGV[a + 1], ARGV[a + 2]
   local found = {}
-  for j = 1, k do
-    local near = redis.call('GEOSEARCH', KEYS[tonumber(ARGV[a + 3 + j])], 'FROMLONLAT', lon, lat,
-      'BYRADIUS', radius, 'm', 'WITHDIST')
+  for _, key in ipairs(groups[tonumber(ARGV[a + 3])]) do
+    local near = redis.call('GEOSEARCH', key, 'FROMLONLAT', lon, lat, 'BYRADIUS', radius, 'm', 'WITHDIST')
     for _, m in ipairs(near) do
       local member = m[1]
       local own = string.sub(member, 1, #prefix) == prefix
@@ -66,7 +73,7 @@ while a <= #ARGV do
     end
   end
   hits[#hits + 1] = found
-  a = a + 4 + k
+  a = a + 4
 end
 for i = 1, n_open do partners[i] = redis.call('SMEMBERS', KEYS[n_sets + i]) end
 return {hits, partners}
@@ -218,9 +225,16 @@ class SeparationCheck:
         """Read the neighbours and episodes (watched by `pipe`), decide, and return the writes and alerts."""
         drones = sorted({p.drone_id for p in self.positions})
         slot = {key: i + 1 for i, key in enumerate(self.searched)}
-        args: list[str | float | int] = [self.h_m, len(drones)]
+        group: dict[int, int] = {}  # id of a shared list of sets -> its group number
+        group_args: list[int] = []
+        fix_args: list[str | float | int] = []
         for p, keys_ in zip((p for p in self.positions if p.airborne), self.searches, strict=True):
-            args += [f"{p.drone_id}|", p.lon, p.lat, len(keys_), *(slot[k] for k in keys_)]
+            number = group.get(id(keys_))
+            if number is None:
+                number = group[id(keys_)] = len(group) + 1
+                group_args += [len(keys_), *(slot[k] for k in keys_)]
+            fix_args += [f"{p.drone_id}|", p.lon, p.lat, number]
+        args = [self.h_m, len(drones), len(group), *group_args, *fix_args]
         near, open_sets = await reader.eval(
             READ_NEAR, len(self.searched) + len(drones), *self.searched, *map(self.k.separation_open, drones), *args
         )
