@@ -103,9 +103,10 @@ class BatchOutcome:
     ) -> None:
         """Add one reading to its zone's windows of every size, and to its groups' source windows."""
         if self._stage:
-            fine = self.staged.get((zone_id, observed_ms - observed_ms % (self.window_s * 1000)))
+            minute = (zone_id, window_start_ms(observed_ms, self.window_s))
+            fine = self.staged.get(minute)
             if fine is None:
-                fine = self.staged[(zone_id, observed_ms - observed_ms % (self.window_s * 1000))] = ({}, {}, set())
+                fine = self.staged[minute] = ({}, {}, set())
             fine_sums, fine_maxima, fine_members = fine
             for name, value in sums.items():
                 fine_sums[name] = fine_sums.get(name, 0) + value
