@@ -65,6 +65,9 @@ class BatchIntake:
         self._task: asyncio.Task[None] | None = None
         self._idle_since: float | None = None  # monotonic time since when fetches bring nothing
         self._positioned: dict[TopicPartition, int] = {}  # assigned partitions' Redis positions, not yet committed
+        self._to_commit: dict[TopicPartition, int] = {}  # applied offsets waiting for the commit in flight
+        self._committing: asyncio.Task[None] | None = None
+        self._on_failure: Callable[[BaseException], None] | None = None
 
     def assignment(self) -> set[TopicPartition]:
         """Return the partitions this worker holds now (empty before the first assignment)."""
@@ -108,6 +111,7 @@ class BatchIntake:
         )
         await self.consumer.start()
         self.consumer.subscribe(self.topics, listener=_Rebalance(self))
+        self._on_failure = on_failure
         self._task = asyncio.create_task(self._run(), name="citystream-intake")
         self._task.add_done_callback(lambda task: self._ended(task, on_failure))
         log.info('intake started topics="%s" group="%s"', ",".join(self.topics), self.settings.worker.group_id)
@@ -124,11 +128,14 @@ class BatchIntake:
             on_failure(exc)
 
     async def stop(self) -> None:
-        """Stop fetching, let the batch in flight finish, and leave the group."""
+        """Stop fetching, let the batch in flight finish, send the offsets applied so far, and leave the group."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._committing is not None:
+            with contextlib.suppress(Exception):  # already logged and reported by `_ended`
+                await self._committing
         if self.consumer is not None:
             await self.consumer.stop()
 
@@ -172,7 +179,7 @@ class BatchIntake:
         while True:
             if self._positioned:  # a new owner tells Kafka at once where Redis stands, so lag is right from the start
                 positioned, self._positioned = self._positioned, {}
-                await self._commit(positioned)
+                self._commit_soon(positioned)
             try:
                 fetched = await consumer.getmany(
                     timeout_ms=int(worker.batch_within_s * 1000), max_records=worker.batch_max
@@ -190,7 +197,24 @@ class BatchIntake:
             await self.runner.run_fetch(
                 {(tp.topic, tp.partition): [_record(tp, r) for r in records] for tp, records in fetched.items()}
             )
-            await self._commit({tp: self.runner.applied(tp.topic, tp.partition) for tp in fetched})
+            self._commit_soon({tp: self.runner.applied(tp.topic, tp.partition) for tp in fetched})
+
+    def _commit_soon(self, applied: Mapping[TopicPartition, int | None]) -> None:
+        """Commit applied offsets to Kafka in the background, the newest per partition, one commit at a time.
+
+        The commit is a broker round trip (about 9 ms a fetch on a busy two-core machine) that nothing in the
+        next fetch needs: Redis holds what is applied, Kafka's copy is for lag figures. Waiting for it held
+        every live alert back by that much.
+        """
+        self._to_commit.update({tp: offset for tp, offset in applied.items() if offset is not None})
+        if self._committing is None or self._committing.done():
+            self._committing = asyncio.create_task(self._commit_pending(), name="citystream-intake-commit")
+            self._committing.add_done_callback(lambda task: self._ended(task, self._on_failure))
+
+    async def _commit_pending(self) -> None:
+        while self._to_commit:
+            applied, self._to_commit = self._to_commit, {}
+            await self._commit(applied)
 
     async def _linger(self, fetched: dict[TopicPartition, list[Any]]) -> None:
         """Keep fetching into `fetched` for `batch_linger_s` or until it holds `batch_max` records.

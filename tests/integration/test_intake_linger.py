@@ -1,4 +1,5 @@
-"""The intake on real Kafka: a trickle of live records is gathered into few batches by the linger."""
+"""The intake on real Kafka: a trickle of live records is gathered into few batches by the linger, and the
+applied offsets reach the group in background commits that never hold a fetch back."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from kafka import KafkaProducer
+from aiokafka import TopicPartition
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka import TopicPartition as KafkaTopicPartition
 
 from processors.intake import BatchIntake
 from processors.runner import Record
@@ -73,10 +76,26 @@ async def _until(done: Callable[[], bool], timeout_s: float) -> None:
         await asyncio.sleep(0.05)
 
 
-async def _consume(settings: Settings, span: list[float]) -> RecordingRunner:
+class SlowCommitIntake(BatchIntake):
+    """An intake whose offset commits take 0.3 s each, as on a broker under load."""
+
+    commits: list[dict[TopicPartition, int | None]]
+
+    async def _commit(self, applied: Any) -> None:
+        self.commits.append(dict(applied))
+        await asyncio.sleep(0.3)
+        await super()._commit(applied)
+
+
+async def _consume(
+    settings: Settings, span: list[float], intake_class: type[BatchIntake] = BatchIntake
+) -> RecordingRunner:
     runner = RecordingRunner()
     topics = Topics(settings.kafka.topic_namespace)
-    intake = BatchIntake(settings, runner, [topics.traffic])  # type: ignore[arg-type]
+    intake = intake_class(settings, runner, [topics.traffic])  # type: ignore[arg-type]
+    if isinstance(intake, SlowCommitIntake):
+        intake.commits = []
+        runner.commits = intake.commits  # type: ignore[attr-defined]
     await intake.start()
     try:
         await _until(lambda: bool(intake.assignment()), 60)
@@ -109,3 +128,28 @@ def test_live_records_come_in_batches_no_more_than_one_per_linger(
     else:
         # Without a linger a fetch returns as soon as a record is there: many small batches.
         assert len(runner.batches) > span_s / 0.5 + 2, [len(b) for b in runner.batches]
+
+
+def test_slow_offset_commits_hold_no_fetch_back_and_the_last_offset_reaches_kafka(
+    kafka_bootstrap: str, redis_url: str
+) -> None:
+    settings = isolated_settings("commit", kafka_bootstrap, redis_url, kafka={"partitions": 1})
+    ensure_topics(settings.kafka)
+    span: list[float] = []
+    runner = asyncio.run(_consume(settings, span, SlowCommitIntake))
+    commits: list[dict[TopicPartition, int | None]] = runner.commits  # type: ignore[attr-defined]
+    offsets = [r.offset for batch in runner.batches for r in batch]
+    assert offsets == list(range(RECORDS))
+    # Fetches went on while a commit was in flight: far fewer commits than batches, each of the newest offset.
+    assert len(commits) < len(runner.batches) / 2, (len(commits), len(runner.batches))
+    applied = [max(c.values()) for c in commits if c]
+    assert applied == sorted(applied)
+    # Stopping the intake sent the last applied offset: the group's lag is zero.
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_list)
+    try:
+        group = settings.worker.group_id
+        committed = admin.list_group_offsets(group).get(group, {})
+    finally:
+        admin.close()
+    tp = KafkaTopicPartition(Topics(settings.kafka.topic_namespace).traffic, 0)
+    assert committed[tp].offset == RECORDS
