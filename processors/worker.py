@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 
@@ -87,6 +88,11 @@ def create_worker(settings: Settings) -> faust.App:
         """Starts the batch intake with the app and stops it first on shutdown."""
 
         async def on_start(self) -> None:
+            # The frame's ~110,000 objects (modules, Faust, aiokafka, pydantic, shapely) live as long as the
+            # worker, yet every full collection walked them: 100-140 ms pauses that held live alerts back. Out
+            # of the collector's sight from here on (reference counting still frees them, as ever).
+            gc.collect()
+            gc.freeze()
             await intake.start(on_failure=lambda exc: self.add_future(self.crash(exc)))
 
         async def on_stop(self) -> None:
