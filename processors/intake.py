@@ -68,6 +68,8 @@ class BatchIntake:
         self._to_commit: dict[TopicPartition, int] = {}  # applied offsets waiting for the commit in flight
         self._committing: asyncio.Task[None] | None = None
         self._on_failure: Callable[[BaseException], None] | None = None
+        self._flush = asyncio.Event()  # set on stop: send the offsets waiting now, without the interval
+        self._committed_at = 0.0  # monotonic s of the last commit sent
 
     def assignment(self) -> set[TopicPartition]:
         """Return the partitions this worker holds now (empty before the first assignment)."""
@@ -134,6 +136,7 @@ class BatchIntake:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if self._committing is not None:
+            self._flush.set()
             with contextlib.suppress(Exception):  # already logged and reported by `_ended`
                 await self._committing
         if self.consumer is not None:
@@ -200,11 +203,13 @@ class BatchIntake:
             self._commit_soon({tp: self.runner.applied(tp.topic, tp.partition) for tp in fetched})
 
     def _commit_soon(self, applied: Mapping[TopicPartition, int | None]) -> None:
-        """Commit applied offsets to Kafka in the background, the newest per partition, one commit at a time.
+        """Commit applied offsets to Kafka in the background: the newest per partition, one commit at a time, at
+        most one per `commit_interval_s`.
 
-        The commit is a broker round trip (about 9 ms a fetch on a busy two-core machine) that nothing in the
-        next fetch needs: Redis holds what is applied, Kafka's copy is for lag figures. Waiting for it held
-        every live alert back by that much.
+        A commit is a broker round trip (about 9 ms a fetch on a busy two-core machine) and a write to the
+        broker's offsets log that nothing in the next fetch needs: Redis holds what is applied, Kafka's copy is
+        for lag figures (KEDA, tools). Committing after every fetch held each live alert back by that much and
+        cost the broker CPU that the worker shares.
         """
         self._to_commit.update({tp: offset for tp, offset in applied.items() if offset is not None})
         if self._committing is None or self._committing.done():
@@ -213,7 +218,12 @@ class BatchIntake:
 
     async def _commit_pending(self) -> None:
         while self._to_commit:
+            wait = self._committed_at + self.settings.worker.commit_interval_s - time.monotonic()
+            if wait > 0 and not self._flush.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._flush.wait(), wait)
             applied, self._to_commit = self._to_commit, {}
+            self._committed_at = time.monotonic()
             await self._commit(applied)
 
     async def _linger(self, fetched: dict[TopicPartition, list[Any]]) -> None:

@@ -66,6 +66,9 @@ class WorkerSettings(BaseModel):
     batch_linger_s: float = Field(
         0.0, ge=0, le=5, description="after the first records arrive, how long to wait for more before processing"
     )
+    commit_interval_s: float = Field(
+        1.0, ge=0, le=60, description="how often applied offsets go to the group in Kafka (for lag figures only)"
+    )
     window_seconds: int = Field(60, ge=1, description="the finest window; lateness is judged against it")
     zone_windows_s: dict[str, list[int]] = Field(
         default_factory=lambda: {"traffic": [60, 900, 3600], "drone": [60, 3600], "energy": [60, 900]},
