@@ -78,15 +78,11 @@ class BatchOutcome:
         bucket = self.sums.get(key)
         if bucket is None:
             bucket = self.sums[key] = Counter()
-        for name, value in increments.items():  # Counter.update's own loop costs three times this
-            bucket[name] = bucket.get(name, 0) + value
+        _add_into(bucket, increments)
 
     def add_max(self, zone_id: str, start_ms: int, values: dict[str, int], window_s: int | None = None) -> None:
         """Keep the highest integer of each field in one window (order-independent, like a sum)."""
-        bucket = self.maxima.setdefault((window_s or self.window_s, zone_id, start_ms), {})
-        for name, value in values.items():
-            current = bucket.get(name)
-            bucket[name] = value if current is None else max(current, value)
+        _max_into(self.maxima.setdefault((window_s or self.window_s, zone_id, start_ms), {}), values)
 
     def add_member(self, zone_id: str, start_ms: int, member: str, window_s: int | None = None) -> None:
         """Count a source once in one window (distinct count)."""
@@ -107,15 +103,11 @@ class BatchOutcome:
             fine = self.staged.get(minute)
             if fine is None:
                 fine = self.staged[minute] = ({}, {}, set())
-            fine_sums, fine_maxima, fine_members = fine
-            for name, value in sums.items():
-                fine_sums[name] = fine_sums.get(name, 0) + value
+            _add_into(fine[0], sums)
             if maxima:
-                for name, value in maxima.items():
-                    current = fine_maxima.get(name)
-                    fine_maxima[name] = value if current is None else max(current, value)
+                _max_into(fine[1], maxima)
             if member is not None:
-                fine_members.add(member)
+                fine[2].add(member)
             targets = [(g, size) for g in groups for size in self.source_sizes]
         else:
             targets = [(zone_id, size) for size in self.zone_sizes] + [
@@ -145,3 +137,16 @@ class BatchOutcome:
         """Keep the latest version of an alert produced in this batch."""
         if alert is not None:
             self.alerts[alert.id] = alert
+
+
+def _add_into(bucket: dict[str, int], increments: dict[str, int]) -> None:
+    """Add integer increments to a window's fields (Counter.update's own loop costs three times this)."""
+    for name, value in increments.items():
+        bucket[name] = bucket.get(name, 0) + value
+
+
+def _max_into(bucket: dict[str, int], values: dict[str, int]) -> None:
+    """Raise a window's fields to at least the values."""
+    for name, value in values.items():
+        current = bucket.get(name)
+        bucket[name] = value if current is None else max(current, value)

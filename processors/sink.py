@@ -21,6 +21,7 @@ from processors.outcome import BatchOutcome
 from streams.codec import encode
 from streams.keys import Keys
 from streams.models import Alert
+from streams.redisio import LUA_CALL_CHUNKED
 
 # Add integers to window hash fields, raise others to at least a value, and set each hash's time to live,
 # for every window of a batch in one call (one command per field would cost more to send than to run;
@@ -50,32 +51,34 @@ return 0
 """
 
 # Add members to sets and set their time to live: ARGV[1] is the TTL; then, per key, the count and members.
-SET_ADD_MANY = """
+SET_ADD_MANY = (
+    LUA_CALL_CHUNKED
+    + """
 local ttl, a = ARGV[1], 2
 for _, key in ipairs(KEYS) do
   local n = tonumber(ARGV[a])
-  for first = a + 1, a + n, 1000 do  -- unpack has a stack limit
-    redis.call('SADD', key, unpack(ARGV, first, math.min(first + 999, a + n)))
-  end
+  call_chunked('SADD', key, a + 1, a + n, 1000)
   a = a + 1 + n
   redis.call('EXPIRE', key, ttl)
 end
 return 0
 """
+)
 
 # Add scored members to several sorted sets (the partitions' silence watch lists): per key, the count of
 # score/member pairs, then the pairs.
-ZADD_MANY = """
+ZADD_MANY = (
+    LUA_CALL_CHUNKED
+    + """
 local a = 1
 for _, key in ipairs(KEYS) do
   local n = tonumber(ARGV[a])
-  for first = a + 1, a + 2 * n, 1000 do  -- unpack has a stack limit
-    redis.call('ZADD', key, unpack(ARGV, first, math.min(first + 999, a + 2 * n)))
-  end
+  call_chunked('ZADD', key, a + 1, a + 2 * n, 1000)
   a = a + 1 + 2 * n
 end
 return 0
 """
+)
 
 SHARED_RETRIES = 50  # shared keys changed by other partitions this many times in a row: give up, the batch is retried
 ALERT_EVENTS_MAX = 200_000  # changes kept for clients that reconnect (about a day of a busy city)
@@ -251,11 +254,9 @@ class RedisSink:
                         if shared_alerts:
                             await shared.publish(shared_alerts)
                     pipe.multi()
-                    applied = [batch for batch, ok in zip(batches, ready, strict=True) if ok]
-                    self._write(
-                        pipe, [(t, p, outcome, states) for t, p, _, _, outcome, states in applied], shared_alerts
-                    )
-                    pipe.mset({key: batch[3] for batch, key, ok in zip(batches, offset_keys, ready, strict=True) if ok})
+                    applied = [(batch, key) for batch, key, ok in zip(batches, offset_keys, ready, strict=True) if ok]
+                    self._write(pipe, [(t, p, out, states) for (t, p, _, _, out, states), _ in applied], shared_alerts)
+                    pipe.mset({key: batch[3] for batch, key in applied})
                     if writes is not None:
                         writes(pipe)
                     await pipe.execute()

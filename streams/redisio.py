@@ -20,6 +20,16 @@ from redis.utils import HIREDIS_AVAILABLE
 
 _PACKER = HiredisRespSerializer()
 
+# Lua for scripts that pass thousands of arguments to one command: Lua's `unpack` has a stack limit, so
+# `call_chunked` sends ARGV[first..last] in runs of `per` (a multiple of the command's arguments per item).
+LUA_CALL_CHUNKED = """
+local function call_chunked(command, key, first, last, per)
+  for i = first, last, per do
+    redis.call(command, key, unpack(ARGV, i, math.min(i + per - 1, last)))
+  end
+end
+"""
+
 
 def _pack(args: tuple[Any, ...]) -> bytes:
     """Return one command in the Redis protocol, packed by hiredis.

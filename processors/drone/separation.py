@@ -30,6 +30,7 @@ from geo.metric import haversine_m
 from processors.alerts import ms_to_dt
 from streams.keys import Keys
 from streams.models import Alert, AlertStatus, Domain, GeoPoint, Severity, alert_id
+from streams.redisio import LUA_CALL_CHUNKED
 from streams.settings import DroneRules
 
 SEPARATION = "separation"
@@ -83,15 +84,15 @@ return {hits, partners}
 # a GEOADD and an EXPIRE per set and an INCR and an EXPIRE per tile: a live fetch's drones spread over hundreds
 # of sets). KEYS: the slice sets, then the stamps. ARGV[1]: the TTL; then per set: the count of values
 # (3 per fix: lon, lat, member) and the values.
-WRITE_FIXES = """
+WRITE_FIXES = (
+    LUA_CALL_CHUNKED
+    + """
 local ttl, a = ARGV[1], 2
 local n_sets = 0
 while a <= #ARGV do
   n_sets = n_sets + 1
   local n = tonumber(ARGV[a])
-  for first = a + 1, a + n, 999 do  -- unpack has a stack limit
-    redis.call('GEOADD', KEYS[n_sets], unpack(ARGV, first, math.min(first + 998, a + n)))
-  end
+  call_chunked('GEOADD', KEYS[n_sets], a + 1, a + n, 999)
   redis.call('EXPIRE', KEYS[n_sets], ttl)
   a = a + 1 + n
 end
@@ -101,6 +102,7 @@ for i = n_sets + 1, #KEYS do
 end
 return 0
 """
+)
 
 
 @dataclass(frozen=True)
@@ -145,12 +147,7 @@ class NearIndex:
 
     def cells_near(self, lon: float, lat: float) -> list[tuple[int, int]]:
         """Return the cells that may hold a fix within the radius of a point (to pass to `near`)."""
-        return self.cells_for(lon, lat, self.radius_m)
-
-    @staticmethod
-    def cells_for(lon: float, lat: float, radius_m: float) -> list[tuple[int, int]]:
-        """Return the cells of an index of this radius that may hold a fix within the radius of a point."""
-        return cells_near(lon, lat, radius_m, radius_m)
+        return cells_near(lon, lat, self.radius_m, self.radius_m)
 
     def near(
         self, lon: float, lat: float, t_ms: int, cells: list[tuple[int, int]], within_ms: int | None = None
