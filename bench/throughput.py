@@ -347,6 +347,13 @@ def main() -> None:
         metavar="NAME=VALUE",
         help="a citystream setting for the bench's workers, without CITY_ (WORKER__BATCH_LINGER_S=0.05); repeatable",
     )
+    parser.add_argument(
+        "--group-join-delay-ms",
+        type=int,
+        default=3000,
+        help="the broker's group.initial.rebalance.delay.ms (Kafka's default 3000; 0 lets (e)'s first worker start "
+        "alone and hand half its partitions over mid-run)",
+    )
     parser.add_argument("--case", choices=["raw", "faust"], help=argparse.SUPPRESS)
     parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
     parser.add_argument("--namespace", help=argparse.SUPPRESS)
@@ -370,7 +377,10 @@ def main() -> None:
     rows: list[tuple[str, float, str]] = []
     runs: list[Latency] = []
     rss = None
-    with KafkaServer(workdir=tmp / "kafka") as kafka_server, RedisServer(workdir=tmp / "redis") as redis_server:
+    # Kafka's default join delay (3 s), as a production broker has: the two workers of (e), started together,
+    # form their group in one rebalance instead of the first taking every partition and giving half back.
+    kafka_server = KafkaServer(workdir=tmp / "kafka", group_join_delay_ms=args.group_join_delay_ms)
+    with kafka_server, RedisServer(workdir=tmp / "redis") as redis_server:
         servers = Servers(kafka_server, redis_server)
         consumers = [c for c in CASES[:5] if c in cases]
         if consumers:
@@ -388,6 +398,7 @@ def main() -> None:
         print_latency(runs)
     if rss is not None:
         print_rss(rss, rss_events, distinct)
+    print(f"\nbroker group.initial.rebalance.delay.ms: {args.group_join_delay_ms}")
     if throughput_workers.SETTINGS:
         print("\nworker settings: " + ", ".join(f"CITY_{k}={v}" for k, v in throughput_workers.SETTINGS.items()))
     print("\nwall time and the servers' CPU s during each case: " + "; ".join(servers.spent))

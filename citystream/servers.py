@@ -309,8 +309,12 @@ class KafkaServer(ServerProcess):
         jars_dir: str | Path = KAFKA_JARS,
         controller_port: int | None = None,
         scram_users: dict[str, str] | None = None,
+        group_join_delay_ms: int = 0,
     ) -> None:
+        """`group_join_delay_ms` is the broker's group.initial.rebalance.delay.ms: 0 (a test's group forms at
+        once), or Kafka's default 3000 (members started together join a new group in one rebalance)."""
         super().__init__(workdir)
+        self.group_join_delay_ms = group_join_delay_ms
         self.port = port or free_port()
         self.controller_port = controller_port or free_port()
         self.scram_users = dict(scram_users or {})
@@ -401,7 +405,7 @@ class KafkaServer(ServerProcess):
             "transaction.state.log.min.isr": "1",
             "share.coordinator.state.topic.replication.factor": "1",
             "share.coordinator.state.topic.min.isr": "1",
-            "group.initial.rebalance.delay.ms": "0",
+            "group.initial.rebalance.delay.ms": str(self.group_join_delay_ms),
             "group.min.session.timeout.ms": "1000",
             "num.partitions": "8",
             "auto.create.topics.enable": "false",
