@@ -12,8 +12,9 @@ stays the
 frame: the app, its producer for alerts and dead letters, the timers, the worker's lifecycle and signals.
 
 Offsets: Redis holds what is applied (the runner's compare-and-set on each partition's offset). When a
-partition is assigned, the intake seeks it to the record after the one applied in Redis; after each
-batch it commits to Kafka the offsets applied, for lag monitoring and tools, never before Redis has them.
+partition is assigned, the intake seeks it to the record after the one applied in Redis; it commits to
+Kafka the offsets applied, in the background and at most once per `commit_interval_s`, for lag monitoring
+and tools, never before Redis has them.
 When partitions are revoked it waits for their batches in flight, so the next owner starts from a settled
 position.
 """
