@@ -69,6 +69,11 @@ class WorkerSettings(BaseModel):
     commit_interval_s: float = Field(
         1.0, ge=0, le=60, description="how often applied offsets go to the group in Kafka (for lag figures only)"
     )
+    gc_young_objects: int = Field(
+        50_000,
+        ge=100,
+        description="new container objects between young-generation collections (Python's default is 700)",
+    )
     window_seconds: int = Field(60, ge=1, description="the finest window; lateness is judged against it")
     zone_windows_s: dict[str, list[int]] = Field(
         default_factory=lambda: {"traffic": [60, 900, 3600], "drone": [60, 3600], "energy": [60, 900]},
