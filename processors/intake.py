@@ -251,15 +251,13 @@ class BatchIntake:
                 fetched.setdefault(tp, []).extend(records)
                 count += len(records)
 
-    async def _commit(self, applied: Mapping[TopicPartition, int | None]) -> None:
+    async def _commit(self, applied: Mapping[TopicPartition, int]) -> None:
         """Commit to Kafka the offsets after those applied in Redis (for lag figures; Redis stays the truth)."""
         consumer = self.consumer
         assert consumer is not None
         mine = consumer.assignment()
         offsets = {
-            tp: OffsetAndMetadata(offset + 1, "")
-            for tp, offset in applied.items()
-            if tp in mine and offset is not None and offset >= 0
+            tp: OffsetAndMetadata(offset + 1, "") for tp, offset in applied.items() if tp in mine and offset >= 0
         }
         if not offsets:
             return

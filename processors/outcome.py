@@ -103,11 +103,12 @@ class BatchOutcome:
             fine = self.staged.get(minute)
             if fine is None:
                 fine = self.staged[minute] = ({}, {}, set())
-            _add_into(fine[0], sums)
+            fine_sums, fine_maxima, fine_members = fine
+            _add_into(fine_sums, sums)
             if maxima:
-                _max_into(fine[1], maxima)
+                _max_into(fine_maxima, maxima)
             if member is not None:
-                fine[2].add(member)
+                fine_members.add(member)
             targets = [(g, size) for g in groups for size in self.source_sizes]
         else:
             targets = [(zone_id, size) for size in self.zone_sizes] + [

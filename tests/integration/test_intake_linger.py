@@ -79,7 +79,9 @@ async def _until(done: Callable[[], bool], timeout_s: float) -> None:
 class SlowCommitIntake(BatchIntake):
     """An intake whose offset commits take 0.3 s each, as on a broker under load."""
 
-    commits: list[dict[TopicPartition, int | None]]
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.commits: list[dict[TopicPartition, int]] = []
 
     async def _commit(self, applied: Any) -> None:
         self.commits.append(dict(applied))
@@ -89,13 +91,10 @@ class SlowCommitIntake(BatchIntake):
 
 async def _consume(
     settings: Settings, span: list[float], intake_class: type[BatchIntake] = BatchIntake
-) -> RecordingRunner:
+) -> tuple[RecordingRunner, BatchIntake]:
     runner = RecordingRunner()
     topics = Topics(settings.kafka.topic_namespace)
     intake = intake_class(settings, runner, [topics.traffic])  # type: ignore[arg-type]
-    if isinstance(intake, SlowCommitIntake):
-        intake.commits = []
-        runner.commits = intake.commits  # type: ignore[attr-defined]
     await intake.start()
     try:
         await _until(lambda: bool(intake.assignment()), 60)
@@ -106,7 +105,7 @@ async def _consume(
     finally:
         with contextlib.suppress(Exception):
             await intake.stop()
-    return runner
+    return runner, intake
 
 
 @pytest.mark.parametrize("linger_s", [0.0, 0.5])
@@ -118,7 +117,7 @@ def test_live_records_come_in_batches_no_more_than_one_per_linger(
     )
     ensure_topics(settings.kafka)
     span: list[float] = []
-    runner = asyncio.run(_consume(settings, span))
+    runner, _ = asyncio.run(_consume(settings, span))
     offsets: list[Any] = [r.offset for batch in runner.batches for r in batch]
     assert offsets == list(range(RECORDS))  # every record once, in order, whatever the batching
     span_s = span[1] - span[0]  # as long as the producer really took
@@ -136,8 +135,9 @@ def test_slow_offset_commits_hold_no_fetch_back_and_the_last_offset_reaches_kafk
     settings = isolated_settings("commit", kafka_bootstrap, redis_url, kafka={"partitions": 1})
     ensure_topics(settings.kafka)
     span: list[float] = []
-    runner = asyncio.run(_consume(settings, span, SlowCommitIntake))
-    commits: list[dict[TopicPartition, int | None]] = runner.commits  # type: ignore[attr-defined]
+    runner, intake = asyncio.run(_consume(settings, span, SlowCommitIntake))
+    assert isinstance(intake, SlowCommitIntake)
+    commits = intake.commits
     offsets = [r.offset for batch in runner.batches for r in batch]
     assert offsets == list(range(RECORDS))
     # Fetches went on while a commit was in flight: far fewer commits than batches, each of the newest offset.
