@@ -102,20 +102,20 @@ def check(build_dir: Path = BUILD_DIR, root: Path = ROOT, environ: dict[str, str
         manifest = json.loads(manifest_path.read_text())
         suffix, sources, library = manifest["ext_suffix"], manifest["sources"], manifest["library"]
     except (ValueError, KeyError, TypeError) as exc:
-        return Verdict({}, f"unreadable manifest {manifest_path}: {exc!r}; build again")
+        return Verdict({}, f"unreadable manifest {manifest_path}: {exc!r}; `make native` builds it again")
     if suffix != sysconfig.get_config_var("EXT_SUFFIX"):
         return Verdict({}, f"built for {suffix}, this interpreter loads {sysconfig.get_config_var('EXT_SUFFIX')}")
     if sorted(sources) != sorted(MODULES):
-        return Verdict({}, "built for another module list; build again")
+        return Verdict({}, "built for another module list; `make native` builds it again")
     files = {f"{GROUP}__mypyc": build_dir / library}
     for module, expected in sorted(sources.items()):
         source = source_of(module, root)
         if not source.exists() or digest(source) != expected:
-            return Verdict({}, f"{source.relative_to(root)} changed since the build; build again")
+            return Verdict({}, f"{source.relative_to(root)} changed since the build; `make native` builds it again")
         files[module] = build_dir / f"{module}{suffix}"
     missing = [str(path) for path in files.values() if not path.exists()]
     if missing:
-        return Verdict({}, f"missing {', '.join(missing)}; build again")
+        return Verdict({}, f"missing {', '.join(missing)}; `make native` builds it again")
     return Verdict(files, f"{len(MODULES)} modules compiled with mypyc")
 
 

@@ -44,7 +44,7 @@ def test_one_edited_source_sends_the_whole_group_back_to_python_and_names_the_fi
     native.source_of("processors.drone.separation", root).write_text("# edited\n")
     verdict = native.check(build, root, {})
     assert verdict.files == {}
-    assert verdict.reason == "processors/drone/separation.py changed since the build; build again"
+    assert verdict.reason == "processors/drone/separation.py changed since the build; `make native` builds it again"
 
 
 @pytest.mark.parametrize(
