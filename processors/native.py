@@ -48,6 +48,7 @@ GROUP = "citystream_native"  # the name of the group's shared library module (<G
 # The modules a batch runs through; the worker's frame (intake, worker, metrics) stays Python.
 MODULES = (
     "processors.alerts",
+    "processors.baselines",
     "processors.outcome",
     "processors.peers",
     "processors.runner",
