@@ -41,18 +41,15 @@ async def _commit_side_by_side(url: str, batches: list[list[Position]], prefix: 
     async def publish(alerts: list[Alert]) -> None:
         published.extend(alerts)
 
-    class HeldCheck:
-        """A partition's separation check that waits, on its first decision only, until every partition has
-        read the neighbours (wraps the real check: the compiled one takes no subclass)."""
+    class HeldCheck(SeparationCheck):
+        """Waits, on its first decision only, until every partition has read the neighbours."""
 
         def __init__(self, partition: int, positions: list[Position]) -> None:
-            self.check = SeparationCheck(positions, sink.keys, rules, publish)
+            super().__init__(positions, sink.keys, rules, publish)
             self.partition = partition
-            self.keys = self.check.keys
-            self.publish = self.check.publish
 
         async def decide_in(self, pipe: Any, reader: Any) -> Any:
-            decided = await self.check.decide_in(pipe, reader)
+            decided = await super().decide_in(pipe, reader)
             if self.partition not in first_reads:
                 first_reads.add(self.partition)
                 await everyone_read.wait()

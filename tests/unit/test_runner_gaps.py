@@ -1,21 +1,15 @@
-"""The runner applies only records that follow the applied offset, and seeks back over a hole.
-
-The runner is given a real RedisSink on a client that never connects (none of these paths touches Redis),
-not a stand-in: the compiled runner (processors/native.py) checks its arguments' types. Where Redis stands
-is put in the runner's partition cache, as if read from Redis.
-"""
+"""The runner applies only records that follow the applied offset, and seeks back over a hole."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 import pytest
-from redis.asyncio import Redis
 
 from geo.zones import ZoneIndex
 from processors.runner import GAP_SEEKS_BEFORE_ACCEPTING, BatchRunner, PartitionCache, Record
 from processors.sink import RedisSink
-from streams.keys import Keys
 from streams.settings import DEFAULT_ZONES_FILE, Settings
 
 
@@ -29,19 +23,17 @@ class Seeks:
         self.calls.append((topic, partition, offset))
 
 
-async def _publish(_: object) -> None:
-    return None
-
-
-def _runner(seeks: Seeks) -> BatchRunner:
-    sink = RedisSink(Redis(host="127.0.0.1", port=9), Keys("gaps"))  # never connects
-    return BatchRunner(Settings(environment="test"), ZoneIndex.from_file(DEFAULT_ZONES_FILE), sink, _publish, seeks)
-
-
 @pytest.fixture
 def runner() -> tuple[BatchRunner, Seeks]:
     seeks = Seeks()
-    return _runner(seeks), seeks
+    sink = cast(RedisSink, None)  # _contiguous never touches Redis
+
+    async def publish(_: object) -> None:
+        return None
+
+    return BatchRunner(
+        Settings(environment="test"), ZoneIndex.from_file(DEFAULT_ZONES_FILE), sink, publish, seeks
+    ), seeks
 
 
 def records(*offsets: int) -> list[Record]:
@@ -101,17 +93,40 @@ def test_stale_records_draining_after_a_seek_do_not_count_as_the_same_hole(runne
     assert contiguous(r, cache, [10, 11]) == [10, 11]
 
 
-def _watched_runner(applied: int, seeks: Seeks, *partitions: int) -> BatchRunner:
-    """Return a runner whose Redis says `applied` for the partitions, recording its seeks."""
-    r = _runner(seeks)
-    for partition in partitions:
-        r.caches[("t", partition)] = PartitionCache(base_offset=applied)
-    return r
+class StoredPosition:
+    """A sink stand-in that only answers where a partition stands in Redis."""
+
+    def __init__(self, applied: int) -> None:
+        self.applied = applied
+
+    async def applied_position(self, topic: str, partition: int) -> tuple[int, int, int]:
+        return self.applied, -1, -1
+
+
+def _watched_runner(applied: int, seeks: Seeks) -> BatchRunner:
+    """Return a runner whose Redis says `applied` for every partition, recording its seeks."""
+
+    async def publish(_: object) -> None:
+        return None
+
+    return BatchRunner(
+        Settings(environment="test"),
+        ZoneIndex.from_file(DEFAULT_ZONES_FILE),
+        cast(RedisSink, StoredPosition(applied)),
+        publish,
+        seeks,
+    )
 
 
 def test_a_partition_with_waiting_records_and_no_progress_is_read_again_from_its_redis_position() -> None:
     seeks = Seeks()
-    r = _watched_runner(41, seeks, 3)
+
+    async def publish(_: object) -> None:
+        return None
+
+    position = StoredPosition(41)
+    sink = cast(RedisSink, position)
+    r = BatchRunner(Settings(environment="test"), ZoneIndex.from_file(DEFAULT_ZONES_FILE), sink, publish, seeks)
 
     async def scenario() -> list[bool]:
         first = await r.unstall("t", 3, 100, stall_s=0.05)  # behind: the clock starts
@@ -126,7 +141,7 @@ def test_a_partition_with_waiting_records_and_no_progress_is_read_again_from_its
 
 def test_a_partition_that_moves_is_never_sought() -> None:
     seeks = Seeks()
-    r = _watched_runner(10, seeks, 1)
+    r = _watched_runner(10, seeks)
 
     async def scenario() -> None:
         await r.unstall("t", 1, 50, stall_s=0.01)
@@ -140,7 +155,7 @@ def test_a_partition_that_moves_is_never_sought() -> None:
 
 def test_a_partition_queued_behind_others_while_records_flow_is_not_sought() -> None:
     seeks = Seeks()
-    r = _watched_runner(41, seeks, 2)
+    r = _watched_runner(41, seeks)
 
     async def scenario() -> list[bool]:
         first = await r.unstall("t", 2, 100, stall_s=0.05, busy=True)
