@@ -167,10 +167,9 @@ class SeekingRunner(RecordingRunner):
         super().__init__()
         self.move, self.to = move, to
         self.intake: BatchIntake | None = None
-        self._sink_offset = to - 1
 
     async def applied_offset(self, topic: str, partition: int) -> int:
-        return self._sink_offset
+        return self.to - 1
 
     async def run_fetch(self, batches: dict[tuple[str, int], list[Record]]) -> None:
         intake = self.intake
@@ -204,7 +203,7 @@ def test_records_fetched_ahead_of_a_seek_or_new_assignment_are_never_handed_over
 ) -> None:
     batch_max = 50
     settings = isolated_settings(
-        "prefetch", kafka_bootstrap, redis_url, kafka={"partitions": 1}, worker={"batch_max": batch_max}
+        "fetched-ahead", kafka_bootstrap, redis_url, kafka={"partitions": 1}, worker={"batch_max": batch_max}
     )
     ensure_topics(settings.kafka)
     producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap_list)
@@ -222,7 +221,7 @@ def test_records_fetched_ahead_of_a_seek_or_new_assignment_are_never_handed_over
 
 
 def test_an_intake_whose_fetching_fails_stops_and_says_why(kafka_bootstrap: str, redis_url: str) -> None:
-    settings = isolated_settings("prefetch-fail", kafka_bootstrap, redis_url, kafka={"partitions": 1})
+    settings = isolated_settings("fetch-fails", kafka_bootstrap, redis_url, kafka={"partitions": 1})
     ensure_topics(settings.kafka)
     failures: list[BaseException] = []
 
