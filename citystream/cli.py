@@ -1,4 +1,4 @@
-"""The `citystream` command: worker, api, publish, simulate, demo, topics, score-csv."""
+"""The `citystream` command: worker, api, publish, simulate, demo, topics, score-csv, native."""
 
 from __future__ import annotations
 
@@ -142,6 +142,17 @@ def _score_csv(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _native(args: argparse.Namespace, settings: Settings) -> int:
+    from processors import native
+
+    if args.action == "build":
+        native.build()
+        return 0
+    verdict = native.check()
+    print(("compiled: " if verdict.files else "plain Python: ") + verdict.reason)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="citystream", description=__doc__)
@@ -185,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys_sub.add_parser("revoke", help="revoke a key by name")
     revoke.add_argument("name")
     keys.set_defaults(func=_keys)
+    native = sub.add_parser("native", help="compile the hot processors with mypyc, or say if the worker runs them")
+    native.add_argument("action", choices=["build", "status"])
+    native.set_defaults(func=_native)
     from processors.traffic.anomaly import DEFAULT_DETECTOR, DETECTORS
 
     score = sub.add_parser("score-csv", help="score a timestamp,value CSV with a streaming anomaly detector")

@@ -15,6 +15,7 @@ from faust.exceptions import NotReady
 from redis.exceptions import RedisError
 
 from geo.zones import ZoneIndex
+from processors import native
 from processors.drone.fence_store import FenceSource
 from processors.intake import BatchIntake
 from processors.outcome import BatchOutcome, DeadLetter
@@ -96,6 +97,9 @@ def create_worker(settings: Settings) -> faust.App:
             gc.collect()
             gc.freeze()
             gc.set_threshold(settings.worker.gc_young_objects, 10, 10)
+            verdict = native.install()  # decided when `processors` was first imported; said once per worker
+            mode_ = "compiled" if verdict.files else "as plain Python"
+            log.info('processors run %s reason="%s"', mode_, verdict.reason)
             await intake.start(on_failure=lambda exc: self.add_future(self.crash(exc)))
 
         async def on_stop(self) -> None:

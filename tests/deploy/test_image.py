@@ -38,13 +38,14 @@ def context_copies() -> list[str]:
 
 
 def files_under(path: Path) -> list[str]:
-    """Return the files below a context path, relative to the repo, without Python caches."""
+    """Return the files below a context path, relative to the repo, without Python caches and without the
+    local mypyc build (`processors/_native`: the image compiles its own, for its own Python)."""
     if path.is_file():
         return [path.relative_to(REPO).as_posix()]
     return sorted(
         p.relative_to(REPO).as_posix()
         for p in path.rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+        if p.is_file() and not {"__pycache__", "_native"} & set(p.parts) and p.suffix != ".pyc"
     )
 
 
