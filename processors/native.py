@@ -51,8 +51,8 @@ BUILD_DIR = PACKAGE_DIR / "_native"
 MANIFEST = "manifest.json"
 GROUP = "citystream_native"  # the name of the group's shared library module (<GROUP>__mypyc)
 
-# The synchronous modules a batch runs through; the runner, the sink, the window store, the separation check
-# (they await Redis) and the worker's frame (intake, worker, metrics) stay Python.
+# The synchronous modules a batch runs through; the runner, the sink, the window store, the separation check's
+# reads (they await Redis) and the worker's frame (intake, worker, metrics) stay Python.
 MODULES = (
     "processors.alerts",
     "processors.baselines",
@@ -64,6 +64,7 @@ MODULES = (
     "processors.drone.airspace",
     "processors.drone.detectors",
     "processors.drone.processor",
+    "processors.drone.separation",
     "processors.energy.aggregations",
     "processors.energy.detectors",
     "processors.energy.feeder",

@@ -19,6 +19,7 @@ from geo.zones import ZoneIndex
 from processors.drone.fence_store import FenceSource
 from processors.drone.processor import DroneProcessor
 from processors.drone.separation import SeparationCheck
+from processors.drone.separation_commit import SeparationCommit
 from processors.energy.feeder import SupplyTransition, feeder_step
 from processors.energy.processor import EnergyProcessor
 from processors.outcome import UNZONED, BatchOutcome, DeadLetter
@@ -340,7 +341,7 @@ class BatchRunner:
                 BatchOutcome(Domain.drone, self.settings.worker.window_seconds, alerts={a.id: a for a in alerts})
             )
 
-        return SeparationCheck(outcome.positions, self.sink.keys, self.settings.drone, publish)
+        return SeparationCommit(SeparationCheck(outcome.positions, self.sink.keys, self.settings.drone, publish))
 
     def _feeders(self, outcome: BatchOutcome) -> SharedUpdate | None:
         """Return how this batch's supply transitions change their feeders' shared state (None: none do)."""

@@ -172,7 +172,8 @@ class NearIndex:
 
 
 class SeparationCheck:
-    """Decide a batch's separation alerts inside its commit (the sink's shared-update protocol)."""
+    """Decide a batch's separation alerts inside its commit, in three steps around two Redis reads (the part
+    that awaits them, the sink's shared-update protocol, is processors/drone/separation_commit.py)."""
 
     def __init__(
         self,
@@ -189,6 +190,11 @@ class SeparationCheck:
         self.searches: list[list[str]] = []  # per airborne fix: the slice sets near it
         self.homes: list[tuple[int, int]] = []  # per airborne fix: its own tile
         self._names: dict[tuple[int, tuple[int, int]], str] = {}
+        # Between the steps of one decision (near_query, pairs_to_read, decide), set again by each.
+        self._drones: list[str] = []
+        self._found: list[list[tuple[Fix, float]]] = []
+        self._partners: dict[str, set[str]] = {}
+        self._pair_list: list[tuple[str, str]] = []
         tiles_searched: set[tuple[int, int]] = set()
         lists: dict[tuple[int, tuple[tuple[int, int], ...]], list[str]] = {}  # fixes of a slice and tiles share one
         for p in positions:
@@ -218,8 +224,8 @@ class SeparationCheck:
             name = self._names[(slice_, tile)] = self.k.separation_slice(slice_, self._tile(tile))
         return name
 
-    async def decide_in(self, pipe: Any, reader: Any) -> tuple[Callable[[Any], None], list[Alert]]:
-        """Read the neighbours and episodes (watched by `pipe`), decide, and return the writes and alerts."""
+    def near_query(self) -> list[Any]:
+        """Return the key count, keys and arguments of the `READ_NEAR` call that reads the neighbours."""
         drones = sorted({p.drone_id for p in self.positions})
         slot = {key: i + 1 for i, key in enumerate(self.searched)}
         group: dict[int, int] = {}  # id of a shared list of sets -> its group number
@@ -232,38 +238,45 @@ class SeparationCheck:
                 group_args += [len(keys_), *(slot[k] for k in keys_)]
             fix_args += [f"{p.drone_id}|", p.lon, p.lat, number]
         args = [self.h_m, len(drones), len(group), *group_args, *fix_args]
-        near, open_sets = await reader.eval(
-            READ_NEAR, len(self.searched) + len(drones), *self.searched, *map(self.k.separation_open, drones), *args
-        )
+        self._drones = drones
+        return [len(self.searched) + len(drones), *self.searched, *map(self.k.separation_open, drones), *args]
+
+    def pairs_to_read(self, near: list[Any], open_sets: list[Any]) -> tuple[list[str], list[str]]:
+        """Take the neighbours `READ_NEAR` found; return the episode keys to watch and read, and the drones whose
+        last fix to read (`separation_last`), for `decide`."""
         hits = iter(near)
         found: list[list[tuple[Fix, float]]] = []
         for p in self.positions:
             flat = next(hits) if p.airborne else []
             found.append([(_parse(flat[i]), float(flat[i + 1])) for i in range(0, len(flat), 2)])
-        partners = {
+        self._found = found
+        self._partners = partners = {
             d: {(m.decode() if isinstance(m, bytes) else m) for m in ms}
-            for d, ms in zip(drones, open_sets, strict=True)
+            for d, ms in zip(self._drones, open_sets, strict=True)
         }
-        # What this batch does to each drone's open set, the last word per member (True: add), written as
-        # such: a partner's set that was not read is changed, not replaced.
-        delta: dict[str, dict[str, bool]] = {}
         # Every pair this batch may touch: found close, or already open.
         pairs = {self._pair(p.drone_id, h[0][0]) for p, hits in zip(self.positions, found, strict=True) for h in hits}
         pairs |= {self._pair(d, o) for d, others in partners.items() for o in others}
-        pairs = {pair for pair in pairs if pair[0] != pair[1]}
-        pair_list = sorted(pairs)
-        pair_keys = [self.k.separation_pair(*pair) for pair in pair_list]
+        self._pair_list = sorted(pair for pair in pairs if pair[0] != pair[1])
+        return [self.k.separation_pair(*pair) for pair in self._pair_list], self._pair_drones()
+
+    def _pair_drones(self) -> list[str]:
+        return sorted({d for pair in self._pair_list for d in pair})
+
+    def decide(
+        self, raws: list[bytes | str | None], last_raw: list[bytes | str | None]
+    ) -> tuple[Callable[[Any], None], list[Alert]]:
+        """Decide on the episodes and last fixes read (in the order `pairs_to_read` gave) and return the writes
+        and alerts."""
+        found, partners, pair_list = self._found, self._partners, self._pair_list
+        # What this batch does to each drone's open set, the last word per member (True: add), written as
+        # such: a partner's set that was not read is changed, not replaced.
+        delta: dict[str, dict[str, bool]] = {}
         states: dict[tuple[str, str], dict[str, Any] | None] = {}
         latest: dict[str, tuple[float, float, float | None, int]] = {}
         if pair_list:
-            await pipe.watch(*pair_keys)
-            async with reader.pipeline(transaction=False) as read:
-                for key in pair_keys:
-                    read.get(key)
-                read.hmget(self.k.separation_last, sorted({d for pair in pair_list for d in pair}))
-                *raws, last_raw = await read.execute()
             states = {pair: (orjson.loads(r) if r else None) for pair, r in zip(pair_list, raws, strict=True)}
-            for drone, raw in zip(sorted({d for pair in pair_list for d in pair}), last_raw, strict=True):
+            for drone, raw in zip(self._pair_drones(), last_raw, strict=True):
                 if raw:
                     lon, lat, h, t = orjson.loads(raw)
                     latest[drone] = (lon, lat, h, t)

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from processors.alerts import ms_to_dt
 from processors.drone.separation import Position, SeparationCheck
+from processors.drone.separation_commit import SeparationCommit
 from processors.outcome import BatchOutcome
 from processors.runner import Record
 from processors.sink import RedisSink
@@ -41,11 +42,11 @@ async def _commit_side_by_side(url: str, batches: list[list[Position]], prefix: 
     async def publish(alerts: list[Alert]) -> None:
         published.extend(alerts)
 
-    class HeldCheck(SeparationCheck):
+    class HeldCheck(SeparationCommit):
         """Waits, on its first decision only, until every partition has read the neighbours."""
 
         def __init__(self, partition: int, positions: list[Position]) -> None:
-            super().__init__(positions, sink.keys, rules, publish)
+            super().__init__(SeparationCheck(positions, sink.keys, rules, publish))
             self.partition = partition
 
         async def decide_in(self, pipe: Any, reader: Any) -> Any:
@@ -94,7 +95,9 @@ def test_a_pair_opened_by_another_partition_keeps_the_drones_other_episodes(
         published.extend(alerts)
 
     async def p_flies_by() -> None:
-        check = SeparationCheck([_fix("UAS-P", 113.74958, T0 + 1000)], sink.keys, Settings().drone, publish)
+        check = SeparationCommit(
+            SeparationCheck([_fix("UAS-P", 113.74958, T0 + 1000)], sink.keys, Settings().drone, publish)
+        )
         result = await sink.commit(TOPIC, 2, -1, 0, BatchOutcome(Domain.drone, 60), {}, check)
         assert result.applied
         await client.aclose()
