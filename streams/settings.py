@@ -63,6 +63,12 @@ class WorkerSettings(BaseModel):
     group_id: str = "citystream-worker"
     batch_max: int = Field(2000, ge=1, le=100_000)
     batch_within_s: float = Field(0.2, gt=0, description="longest wait for the first records of a batch")
+    fetch_wait_s: float = Field(
+        0.025,
+        gt=0,
+        le=0.5,
+        description="longest the broker holds a fetch for 64 KiB of records to gather (Kafka's fetch.max.wait.ms)",
+    )
     batch_linger_s: float = Field(
         0.0, ge=0, le=5, description="after the first records arrive, how long to wait for more before processing"
     )

@@ -109,12 +109,16 @@ async def _consume(
     return runner, intake
 
 
-@pytest.mark.parametrize("linger_s", [0.0, 0.5])
-def test_live_records_come_in_batches_no_more_than_one_per_linger(
-    kafka_bootstrap: str, redis_url: str, linger_s: float
+@pytest.mark.parametrize(("linger_s", "fetch_wait_s"), [(0.0, 0.025), (0.5, 0.025), (0.0, 0.5)])
+def test_live_records_come_in_batches_no_more_than_one_per_linger_or_fetch_wait(
+    kafka_bootstrap: str, redis_url: str, linger_s: float, fetch_wait_s: float
 ) -> None:
     settings = isolated_settings(
-        "linger", kafka_bootstrap, redis_url, kafka={"partitions": 1}, worker={"batch_linger_s": linger_s}
+        "linger",
+        kafka_bootstrap,
+        redis_url,
+        kafka={"partitions": 1},
+        worker={"batch_linger_s": linger_s, "fetch_wait_s": fetch_wait_s},
     )
     ensure_topics(settings.kafka)
     span: list[float] = []
@@ -122,9 +126,10 @@ def test_live_records_come_in_batches_no_more_than_one_per_linger(
     offsets: list[Any] = [r.offset for batch in runner.batches for r in batch]
     assert offsets == list(range(RECORDS))  # every record once, in order, whatever the batching
     span_s = span[1] - span[0]  # as long as the producer really took
-    if linger_s:
-        # One batch per linger at most (plus the first and the last), however slowly the machine runs.
-        assert len(runner.batches) <= span_s / linger_s + 2, [len(b) for b in runner.batches]
+    if linger_s or fetch_wait_s >= 0.5:
+        # One batch per linger, or per fetch the broker held for more records, at most (plus the first and
+        # the last), however slowly the machine runs.
+        assert len(runner.batches) <= span_s / max(linger_s, fetch_wait_s) + 2, [len(b) for b in runner.batches]
     else:
         # Without a linger a fetch returns as soon as a record is there: many small batches.
         assert len(runner.batches) > span_s / 0.5 + 2, [len(b) for b in runner.batches]
