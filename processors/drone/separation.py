@@ -122,6 +122,18 @@ class Position:
 Fix = tuple[str, int, float | None, float, float]  # (drone, t_ms, height or None, lon, lat)
 
 
+@dataclass(frozen=True)
+class Neighbours:
+    """What `READ_NEAR` found for a batch, and what `decide` then needs read: the episode keys (to WATCH
+    and GET, in the order of `pairs`) and the drones whose last fixes to read, in that order."""
+
+    found: list[list[tuple[Fix, float]]]  # per position: (fix, metres) of other drones' stored fixes near it
+    partners: dict[str, set[str]]  # per drone of the batch: the drones it has an open episode with
+    pairs: list[tuple[str, str]]
+    pair_keys: list[str]
+    pair_drones: list[str]
+
+
 def _member(p: Position) -> str:
     return f"{p.drone_id}|{p.t_ms}|{'' if p.height_m is None else p.height_m!r}|{p.lon!r}|{p.lat!r}"
 
@@ -172,8 +184,9 @@ class NearIndex:
 
 
 class SeparationCheck:
-    """Decide a batch's separation alerts inside its commit, in three steps around two Redis reads (the part
-    that awaits them, the sink's shared-update protocol, is processors/drone/separation_commit.py)."""
+    """Decide a batch's separation alerts inside its commit, in three steps around two Redis reads (`near_query`,
+    `neighbours`, `decide`; the part that awaits the reads, the sink's shared-update protocol, is
+    processors/drone/separation_commit.py)."""
 
     def __init__(
         self,
@@ -190,11 +203,7 @@ class SeparationCheck:
         self.searches: list[list[str]] = []  # per airborne fix: the slice sets near it
         self.homes: list[tuple[int, int]] = []  # per airborne fix: its own tile
         self._names: dict[tuple[int, tuple[int, int]], str] = {}
-        # Between the steps of one decision (near_query, pairs_to_read, decide), set again by each.
-        self._drones: list[str] = []
-        self._found: list[list[tuple[Fix, float]]] = []
-        self._partners: dict[str, set[str]] = {}
-        self._pair_list: list[tuple[str, str]] = []
+        self.drones = sorted({p.drone_id for p in positions})
         tiles_searched: set[tuple[int, int]] = set()
         lists: dict[tuple[int, tuple[tuple[int, int], ...]], list[str]] = {}  # fixes of a slice and tiles share one
         for p in positions:
@@ -226,7 +235,7 @@ class SeparationCheck:
 
     def near_query(self) -> list[Any]:
         """Return the key count, keys and arguments of the `READ_NEAR` call that reads the neighbours."""
-        drones = sorted({p.drone_id for p in self.positions})
+        drones = self.drones
         slot = {key: i + 1 for i, key in enumerate(self.searched)}
         group: dict[int, int] = {}  # id of a shared list of sets -> its group number
         group_args: list[int] = []
@@ -238,37 +247,37 @@ class SeparationCheck:
                 group_args += [len(keys_), *(slot[k] for k in keys_)]
             fix_args += [f"{p.drone_id}|", p.lon, p.lat, number]
         args = [self.h_m, len(drones), len(group), *group_args, *fix_args]
-        self._drones = drones
         return [len(self.searched) + len(drones), *self.searched, *map(self.k.separation_open, drones), *args]
 
-    def pairs_to_read(self, near: list[Any], open_sets: list[Any]) -> tuple[list[str], list[str]]:
-        """Take the neighbours `READ_NEAR` found; return the episode keys to watch and read, and the drones whose
-        last fix to read (`separation_last`), for `decide`."""
+    def neighbours(self, near: list[Any], open_sets: list[Any]) -> Neighbours:
+        """Take what `READ_NEAR` returned; return it with the episodes and last fixes `decide` needs read."""
         hits = iter(near)
         found: list[list[tuple[Fix, float]]] = []
         for p in self.positions:
             flat = next(hits) if p.airborne else []
             found.append([(_parse(flat[i]), float(flat[i + 1])) for i in range(0, len(flat), 2)])
-        self._found = found
-        self._partners = partners = {
+        partners = {
             d: {(m.decode() if isinstance(m, bytes) else m) for m in ms}
-            for d, ms in zip(self._drones, open_sets, strict=True)
+            for d, ms in zip(self.drones, open_sets, strict=True)
         }
         # Every pair this batch may touch: found close, or already open.
         pairs = {self._pair(p.drone_id, h[0][0]) for p, hits in zip(self.positions, found, strict=True) for h in hits}
         pairs |= {self._pair(d, o) for d, others in partners.items() for o in others}
-        self._pair_list = sorted(pair for pair in pairs if pair[0] != pair[1])
-        return [self.k.separation_pair(*pair) for pair in self._pair_list], self._pair_drones()
-
-    def _pair_drones(self) -> list[str]:
-        return sorted({d for pair in self._pair_list for d in pair})
+        pair_list = sorted(pair for pair in pairs if pair[0] != pair[1])
+        return Neighbours(
+            found,
+            partners,
+            pair_list,
+            [self.k.separation_pair(*pair) for pair in pair_list],
+            sorted({d for pair in pair_list for d in pair}),
+        )
 
     def decide(
-        self, raws: list[bytes | str | None], last_raw: list[bytes | str | None]
+        self, seen: Neighbours, raws: list[bytes | str | None], last_raw: list[bytes | str | None]
     ) -> tuple[Callable[[Any], None], list[Alert]]:
-        """Decide on the episodes and last fixes read (in the order `pairs_to_read` gave) and return the writes
-        and alerts."""
-        found, partners, pair_list = self._found, self._partners, self._pair_list
+        """Decide on the episodes and last fixes read (in the order `seen` gave them) and return the writes and
+        alerts."""
+        found, partners, pair_list = seen.found, seen.partners, seen.pairs
         # What this batch does to each drone's open set, the last word per member (True: add), written as
         # such: a partner's set that was not read is changed, not replaced.
         delta: dict[str, dict[str, bool]] = {}
@@ -276,7 +285,7 @@ class SeparationCheck:
         latest: dict[str, tuple[float, float, float | None, int]] = {}
         if pair_list:
             states = {pair: (orjson.loads(r) if r else None) for pair, r in zip(pair_list, raws, strict=True)}
-            for drone, raw in zip(self._pair_drones(), last_raw, strict=True):
+            for drone, raw in zip(seen.pair_drones, last_raw, strict=True):
                 if raw:
                     lon, lat, h, t = orjson.loads(raw)
                     latest[drone] = (lon, lat, h, t)

@@ -35,14 +35,14 @@ class SeparationCommit:
         """Read the neighbours and episodes (watched by `pipe`), decide, and return the writes and alerts."""
         check = self.check
         near, open_sets = await reader.eval(READ_NEAR, *check.near_query())
-        pair_keys, drones = check.pairs_to_read(near, open_sets)
+        seen = check.neighbours(near, open_sets)
         raws: list[bytes | str | None] = []
         last_raw: list[bytes | str | None] = []
-        if pair_keys:
-            await pipe.watch(*pair_keys)
+        if seen.pair_keys:
+            await pipe.watch(*seen.pair_keys)
             async with reader.pipeline(transaction=False) as read:
-                for key in pair_keys:
+                for key in seen.pair_keys:
                     read.get(key)
-                read.hmget(check.k.separation_last, drones)
+                read.hmget(check.k.separation_last, seen.pair_drones)
                 *raws, last_raw = await read.execute()
-        return check.decide(raws, last_raw)
+        return check.decide(seen, raws, last_raw)
