@@ -13,6 +13,7 @@ import pytest
 import shapely
 from shapely.geometry import Point, box
 
+import geo.zones as zones_module
 from geo import (
     BINHAIWAN_ZONES_FILE,
     GeoError,
@@ -172,6 +173,59 @@ def test_vectorised_district_ids_match_per_point_lookup(index: ZoneIndex, distri
     assert vectorised == [z.id if z else None for z in one_by_one]
     assert None in vectorised
     assert set(vectorised) - {None} == DISTRICT_IDS
+
+
+def test_district_ids_of_lists_match_per_point_lookup(index: ZoneIndex, districts: list[Zone]) -> None:
+    # Lists of floats (what the runner passes) take the cell cache; every answer must be the exact query's,
+    # on a cold cache and a warm one, on vertices and shared edges too.
+    rng = np.random.default_rng(20261130)
+    lons = rng.uniform(113.58, 113.84, 3000).tolist()
+    lats = rng.uniform(22.68, 22.94, 3000).tolist()
+    for z in districts:
+        for lon, lat in z.geometry.exterior.coords:
+            lons += [lon, lon + 1e-12, lon - 1e-12]
+            lats += [lat, lat - 1e-12, lat + 1e-12]
+    fresh = ZoneIndex(index.zones())
+    expected = [z.id if z else None for z in (index.district_at(lo, la) for lo, la in zip(lons, lats, strict=True))]
+    assert fresh.district_ids(lons, lats) == expected
+    assert fresh.district_ids(lons, lats) == expected
+    assert [fresh.district_ids([lo], [la])[0] for lo, la in zip(lons[:300], lats[:300], strict=True)] == expected[:300]
+    assert None in expected
+    assert set(expected) - {None} == DISTRICT_IDS
+
+
+def test_district_ids_of_overlapping_and_nested_districts() -> None:
+    # Districts that overlap, one inside another, and one sharing an edge: a cell is answered from the cache
+    # only when one district alone covers it.
+    big = [[113.700, 22.800], [113.720, 22.800], [113.720, 22.820], [113.700, 22.820], [113.700, 22.800]]
+    inner = [[113.7051, 22.8051], [113.7073, 22.8051], [113.7073, 22.8073], [113.7051, 22.8073], [113.7051, 22.8051]]
+    over = [[113.715, 22.815], [113.730, 22.815], [113.730, 22.830], [113.715, 22.830], [113.715, 22.815]]
+    beside = [[113.720, 22.800], [113.740, 22.800], [113.740, 22.810], [113.720, 22.810], [113.720, 22.800]]
+    zones = [
+        Zone(name, name, "district", shapely.Polygon(ring))
+        for name, ring in (("b-big", big), ("a-inner", inner), ("c-over", over), ("d-beside", beside))
+    ]
+    index = ZoneIndex(zones)
+    lons = [113.695 + i * 0.00049 for i in range(100) for _ in range(100)]
+    lats = [22.795 + j * 0.00041 for _ in range(100) for j in range(100)]
+    for ring in (big, inner, over, beside):
+        lons += [c[0] for c in ring]
+        lats += [c[1] for c in ring]
+    expected = [z.id if z else None for z in (index.district_at(lo, la) for lo, la in zip(lons, lats, strict=True))]
+    assert index.district_ids(lons, lats) == expected
+    assert index.district_ids(lons, lats) == expected
+    assert {"a-inner", "b-big", "c-over", "d-beside", None} <= set(expected)
+    assert index.district_ids([113.706], [22.806]) == ["a-inner"]  # inside both: the lowest id
+    assert index.district_ids([113.7175], [22.8175]) == ["b-big"]
+
+
+def test_district_cell_cache_is_bounded(monkeypatch: pytest.MonkeyPatch, index: ZoneIndex) -> None:
+    monkeypatch.setattr(zones_module, "DISTRICT_CELLS_MAX", 5)
+    fresh = ZoneIndex(index.zones())
+    rng = np.random.default_rng(7)
+    lons, lats = rng.uniform(113.58, 113.84, 500).tolist(), rng.uniform(22.68, 22.94, 500).tolist()
+    assert fresh.district_ids(lons, lats) == index.district_ids(np.array(lons), np.array(lats))
+    assert len(fresh._district_cells) == 5
 
 
 def test_district_ids_of_no_points(index: ZoneIndex) -> None:
