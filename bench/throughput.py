@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -354,6 +355,9 @@ def main() -> None:
         help="the broker's group.initial.rebalance.delay.ms (Kafka's default 3000; 0 lets (e)'s first worker start "
         "alone and hand half its partitions over mid-run)",
     )
+    parser.add_argument(
+        "--keep-workdir", action="store_true", help="keep the servers' data and logs after a run that succeeded"
+    )
     parser.add_argument("--case", choices=["raw", "faust"], help=argparse.SUPPRESS)
     parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
     parser.add_argument("--namespace", help=argparse.SUPPRESS)
@@ -373,7 +377,22 @@ def main() -> None:
     if "b" in cases:
         quix_python()  # install before any timing
 
+    # The work dir holds the broker's data and every process's log: hundreds of MB after a full run. It goes
+    # when the run succeeds (--keep-workdir keeps it) and stays, named, when it fails.
     tmp = Path(tempfile.mkdtemp(prefix="citystream-bench-"))
+    try:
+        run(args, cases, tmp)
+    except BaseException:
+        print(f"\nthe servers' and workers' logs of this run are in {tmp}", file=sys.stderr)
+        raise
+    if args.keep_workdir:
+        print(f"\nthe servers' and workers' logs and data of this run are in {tmp}", file=sys.stderr)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, cases: list[str], tmp: Path) -> None:
+    """Start the servers in `tmp`, run the chosen cases and print their tables."""
     rows: list[tuple[str, float, str]] = []
     runs: list[Latency] = []
     rss = None
