@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol, TypeVar, cast, get_args
 import numpy as np
 import shapely
 from shapely.errors import GEOSException
-from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box, shape
+from shapely.geometry import LineString, MultiPolygon, Point, Polygon, shape
 from shapely.validation import explain_validity
 
 from geo.exceptions import GeoError, InvalidCoordinateError, InvalidZoneError
@@ -223,6 +223,8 @@ class ZoneIndex:
         }
         self._trees = {kind: shapely.STRtree([z.geometry for z in group]) for kind, group in self._sorted.items()}
         self._district_cells: dict[tuple[int, int], int] = {}  # cell -> district index, len(districts): none
+        self._district_geometries = np.array([z.geometry for z in self._sorted["district"]], dtype=object)
+        shapely.prepare(self._district_geometries)  # the cells' containment tests
 
     @classmethod
     def from_file(cls, path: str | Path) -> ZoneIndex:
@@ -275,12 +277,20 @@ class ZoneIndex:
             return self._district_indices_exact(lons, lats)
         cells = self._district_cells
         found: list[int] = []
-        for lon, lat in zip(lons, lats, strict=True):
+        new: dict[tuple[int, int], list[int]] = {}  # cells not classified yet -> their points
+        for i, (lon, lat) in enumerate(zip(lons, lats, strict=True)):
             if not (type(lon) is float and type(lat) is float and -180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):
                 return self._district_indices_exact(lons, lats)  # other types, or a bad point to name
             key = (math.floor(lon * CELLS_PER_DEG), math.floor(lat * CELLS_PER_DEG))
             at = cells.get(key)
-            found.append(self._classify_cell(key) if at is None else at)
+            if at is None:
+                new.setdefault(key, []).append(i)
+                at = _MIXED
+            found.append(at)
+        if new:
+            for key, at in zip(new, self._classify_cells(list(new)), strict=True):
+                for i in new[key]:
+                    found[i] = at
         mixed = [i for i, at in enumerate(found) if at == _MIXED]
         if mixed:
             exact = self._district_indices_exact([lons[i] for i in mixed], [lats[i] for i in mixed])
@@ -288,27 +298,33 @@ class ZoneIndex:
                 found[i] = at
         return found
 
-    def _classify_cell(self, key: tuple[int, int]) -> int:
-        """Return (and cache) the district every point of a cell lies in, len(districts) for none, or _MIXED."""
+    def _classify_cells(self, keys: list[tuple[int, int]]) -> list[int]:
+        """Return (and cache) the district every point of each cell lies in, len(districts) for none, or _MIXED:
+        a district only when it alone touches the cell and holds it in its interior."""
         pad = 1e-9  # degrees, far above the rounding of a point's cell: the box holds every point mapped to it
-        ix, iy = key
-        cell = box(
+        ix = np.array([k[0] for k in keys], dtype=float)
+        iy = np.array([k[1] for k in keys], dtype=float)
+        boxes = shapely.box(
             ix / CELLS_PER_DEG - pad,
             iy / CELLS_PER_DEG - pad,
             (ix + 1) / CELLS_PER_DEG + pad,
             (iy + 1) / CELLS_PER_DEG + pad,
         )
         districts = self._sorted["district"]
-        hits = self._trees["district"].query(cell, predicate="intersects")
-        if len(hits) == 0:
-            at = len(districts)
-        elif len(hits) == 1 and districts[int(hits[0])].geometry.contains_properly(cell):
-            at = int(hits[0])
-        else:
-            at = _MIXED
-        if len(self._district_cells) < DISTRICT_CELLS_MAX:
-            self._district_cells[key] = at
-        return at
+        cell_idx, tree_idx = self._trees["district"].query(boxes, predicate="intersects")
+        touching = np.bincount(cell_idx, minlength=len(keys))
+        only = np.full(len(keys), -1, dtype=np.intp)
+        only[cell_idx] = tree_idx  # the one district of a cell that one touches
+        at = np.where(touching == 0, len(districts), _MIXED)
+        single = np.flatnonzero(touching == 1)
+        if len(single):
+            inside = shapely.contains_properly(self._district_geometries[only[single]], boxes[single])
+            at[single[inside]] = only[single[inside]]
+        classes = cast(list[int], at.tolist())
+        room = DISTRICT_CELLS_MAX - len(self._district_cells)
+        if room > 0:
+            self._district_cells.update(zip(keys[:room], classes[:room], strict=True))
+        return classes
 
     def _district_indices_exact(
         self, lons: Sequence[float] | np.ndarray, lats: Sequence[float] | np.ndarray
