@@ -35,7 +35,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import psutil
@@ -46,7 +46,14 @@ sys.path.insert(0, str(REPO))
 from bench import throughput_workers  # noqa: E402
 from bench.redis_memory import fleet_for  # noqa: E402
 from bench.throughput_latency import Latency, measure_latency  # noqa: E402
-from bench.throughput_report import print_latency, print_rss, print_targets, print_throughput  # noqa: E402
+from bench.throughput_report import (  # noqa: E402
+    Pair,
+    print_latency,
+    print_pairs,
+    print_rss,
+    print_targets,
+    print_throughput,
+)
 from bench.throughput_workers import PeakRss, measure_rss, measure_workers  # noqa: E402
 from citystream.servers import KafkaServer, RedisServer  # noqa: E402
 from citystream.simulator import CitySimulator, SimSize, size_for_rate  # noqa: E402
@@ -290,23 +297,40 @@ def fresh_topics(server: KafkaServer) -> KafkaSettings:
     return kafka
 
 
-def run_throughput(servers: Servers, cases: list[str], events: int, tmp: Path) -> list[tuple[str, float, str]]:
-    """Pre-load the input and measure the chosen consumers (a)-(e) on it; return table rows."""
+def run_throughput(
+    servers: Servers, cases: list[str], events: int, tmp: Path, pairs: int = 1
+) -> tuple[list[tuple[str, float, str]], list[Pair]]:
+    """Pre-load the input and measure the chosen consumers (a)-(e) on it; return table rows, and with (d) and
+    (e) each (d, e) pair: the one of the table, then `pairs` - 1 more, alternately (e) first and (d) first."""
     kafka = fresh_topics(servers.kafka)
     events = preload(kafka, events)
     bootstrap, namespace = kafka.bootstrap_servers, kafka.topic_namespace
     rows = []
+    measured: dict[str, float] = {}
+
+    def workers(case: str) -> tuple[float, list[float]]:
+        measure = partial(
+            measure_workers, 1 if case == "d" else 2, bootstrap, namespace, servers.redis.url, events, tmp
+        )
+        return cast(tuple[float, list[float]], servers.timed(LABELS[case], measure))
+
     for case in cases:
         label = LABELS[case]
         if case in ("a", "b", "c"):
             rate, cpu = servers.timed(label, partial(measure_subprocess, case, bootstrap, namespace, events))
             rows.append((label, rate, f"{cpu:.1f}"))
         else:
-            workers = 1 if case == "d" else 2
-            measure = partial(measure_workers, workers, bootstrap, namespace, servers.redis.url, events, tmp)
-            rate, cpus = servers.timed(label, measure)
+            rate, cpus = workers(case)
+            measured[case] = rate
             rows.append((label, rate, " + ".join(f"{c:.1f}" for c in cpus)))
-    return rows
+    if "d" not in measured or "e" not in measured:
+        return rows, []
+    found = [Pair(measured["d"], measured["e"], "d, e" if cases.index("d") < cases.index("e") else "e, d")]
+    for n in range(1, pairs):
+        order = ("e", "d") if n % 2 else ("d", "e")
+        rates = {case: workers(case)[0] for case in order}
+        found.append(Pair(rates["d"], rates["e"], ", ".join(order)))
+    return rows, found
 
 
 def run_latency(servers: Servers, rate: float, fallback: float, seconds: float, tmp: Path) -> list[Latency]:
@@ -356,6 +380,13 @@ def main() -> None:
         "alone and hand half its partitions over mid-run)",
     )
     parser.add_argument(
+        "--pairs",
+        type=int,
+        default=1,
+        help="measure (d) and (e) this many times on the same input, alternating which goes first; e/d's target "
+        "is then judged on the median of the pairs' ratios (this machine's speed drifts between cases)",
+    )
+    parser.add_argument(
         "--keep-workdir", action="store_true", help="keep the servers' data and logs after a run that succeeded"
     )
     parser.add_argument("--case", choices=["raw", "faust"], help=argparse.SUPPRESS)
@@ -374,6 +405,8 @@ def main() -> None:
     unknown = set(cases) - set(CASES)
     if unknown:
         parser.error(f"unknown cases {sorted(unknown)}: choose from {','.join(CASES)}")
+    if args.pairs < 1 or (args.pairs > 1 and not {"d", "e"} <= set(cases)):
+        parser.error(f"--pairs takes a count of at least 1, and more than 1 only with cases d and e: {args.pairs}")
     if "b" in cases:
         quix_python()  # install before any timing
 
@@ -394,6 +427,7 @@ def main() -> None:
 def run(args: argparse.Namespace, cases: list[str], tmp: Path) -> None:
     """Start the servers in `tmp`, run the chosen cases and print their tables."""
     rows: list[tuple[str, float, str]] = []
+    pairs: list[Pair] = []
     runs: list[Latency] = []
     rss = None
     # Kafka's default join delay (3 s), as a production broker has: the two workers of (e), started together,
@@ -403,7 +437,7 @@ def run(args: argparse.Namespace, cases: list[str], tmp: Path) -> None:
         servers = Servers(kafka_server, redis_server)
         consumers = [c for c in CASES[:5] if c in cases]
         if consumers:
-            rows = run_throughput(servers, consumers, args.events, tmp)
+            rows, pairs = run_throughput(servers, consumers, args.events, tmp, args.pairs)
         if "latency" in cases:
             d_rate = next((rate for label, rate, _ in rows if label.startswith("(d)")), 0.0)
             fallback = args.fallback_rate or d_rate / 2
@@ -413,6 +447,8 @@ def run(args: argparse.Namespace, cases: list[str], tmp: Path) -> None:
     rates: dict[str, float] = {}
     if rows:
         rates = print_throughput(args.events, rows)
+    if len(pairs) > 1:
+        print_pairs(pairs)
     if runs:
         print_latency(runs)
     if rss is not None:
@@ -421,7 +457,7 @@ def run(args: argparse.Namespace, cases: list[str], tmp: Path) -> None:
     if throughput_workers.SETTINGS:
         print("\nworker settings: " + ", ".join(f"CITY_{k}={v}" for k, v in throughput_workers.SETTINGS.items()))
     print("\nwall time and the servers' CPU s during each case: " + "; ".join(servers.spent))
-    print_targets(rates, runs, rss, args.latency_rate)
+    print_targets(rates, runs, rss, args.latency_rate, pairs)
 
 
 if __name__ == "__main__":

@@ -3,13 +3,44 @@
 from __future__ import annotations
 
 import os
+import statistics
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bench.throughput_latency import Latency
 from bench.throughput_workers import PeakRss
 from processors.drone.detectors import REMOTE_ID_FAILURE
 from streams.models import Domain
+
+
+@dataclass(frozen=True)
+class Pair:
+    """(d) and (e) measured one right after the other on the same input, in `order`."""
+
+    d: float
+    e: float
+    order: str
+
+    @property
+    def ratio(self) -> float:
+        return self.e / self.d
+
+
+def median_ratio(pairs: Sequence[Pair]) -> float:
+    """Return the median of the pairs' e/d: one pair caught by the machine's drift does not decide it."""
+    return statistics.median(p.ratio for p in pairs)
+
+
+def print_pairs(pairs: Sequence[Pair]) -> None:
+    """Print each (d, e) pair with its ratio, and their median."""
+    print(f"\n(d) and (e) {len(pairs)} times, alternating which goes first\n")
+    print("| pair | order | (d) events/s | (e) events/s | e/d |")
+    print("|---:|---|---:|---:|---:|")
+    for n, p in enumerate(pairs, 1):
+        print(f"| {n} | {p.order} | {p.d:,.0f} | {p.e:,.0f} | {p.ratio:.3f} |")
+    print(f"\nmedian e/d = {median_ratio(pairs):.3f}")
 
 
 def print_throughput(events: int, rows: list[tuple[str, float, str]]) -> dict[str, float]:
@@ -68,8 +99,10 @@ def print_rss(rss: PeakRss, events: int, distinct: Counter[Domain]) -> None:
     )
 
 
-def print_targets(rates: dict[str, float], runs: list[Latency], rss: PeakRss | None, target_rate: float) -> None:
-    """Print each target of issue #9 as met, missed or not measured."""
+def print_targets(
+    rates: dict[str, float], runs: list[Latency], rss: PeakRss | None, target_rate: float, pairs: Sequence[Pair] = ()
+) -> None:
+    """Print each target of issue #9 as met, missed or not measured (e/d: the median of several pairs)."""
 
     def verdict(ok: bool, figure: str) -> str:
         return f"{'met' if ok else 'MISSED'} ({figure})"
@@ -77,7 +110,10 @@ def print_targets(rates: dict[str, float], runs: list[Latency], rss: PeakRss | N
     out = []
     if "d" in rates:
         out.append("(d) >= 100,000 events/s: " + verdict(rates["d"] >= 100_000, f"{rates['d']:,.0f}"))
-    if "d" in rates and "e" in rates:
+    if len(pairs) > 1:
+        ratio = median_ratio(pairs)
+        out.append(f"e/d >= 1.5: {verdict(ratio >= 1.5, f'{ratio:.2f}')}, the median of {len(pairs)} pairs")
+    elif "d" in rates and "e" in rates:
         out.append("e/d >= 1.5: " + verdict(rates["e"] / rates["d"] >= 1.5, f"{rates['e'] / rates['d']:.2f}"))
     at_target = [r for r in runs if r.rate == target_rate]
     if at_target:
