@@ -1,6 +1,7 @@
 """Throughput of consumers side by side on the same Apache Kafka and the same pre-loaded input (issue #9).
 
     python bench/throughput.py [--events 1000000] [--cases a,b,c,d,e,latency,rss] [--latency-rate 20000]
+                               [--pairs 1] [--keep-workdir]
 
 Pre-loads N mixed traffic/drone/energy events from the city simulator into 8-partition topics of a
 local Apache Kafka 4.1, then measures, one after the other on that same input, each consumer as its own
@@ -15,6 +16,9 @@ Then, on fresh topics: `latency`, the end-to-end alert latency (event produced -
 worker while an open-loop producer holds --latency-rate events/s (bench/throughput_latency.py; if the
 worker falls behind, a second run at half of (d)'s rate); and `rss`, the peak RSS of one worker applying
 an input from --sensors distinct sources in the simulator's fleet mix.
+With --pairs N, (d) and (e) are measured N times on the same input, alternating which goes first, and the
+e/d target is judged on the median of the pairs (the machine's speed drifts between cases). The work dir (the
+broker's data, every process's log) is removed after a run that succeeds, unless --keep-workdir.
 A benchmark, not a test: compare the ratios of one run; the machine is shared with the broker and Redis.
 """
 
