@@ -171,11 +171,6 @@ def install() -> Verdict:
     return _verdict
 
 
-def compiled() -> bool:
-    """Return whether this process runs the compiled modules."""
-    return _verdict is not None and bool(_verdict.files)
-
-
 def build(build_dir: Path = BUILD_DIR, root: Path = ROOT, jobs: int | None = None) -> None:
     """Compile the modules with mypyc into `build_dir` and write its manifest (the old build goes first)."""
     began = time.monotonic()
