@@ -279,8 +279,10 @@ class ZoneIndex:
         found: list[int] = []
         new: dict[tuple[int, int], list[int]] = {}  # cells not classified yet -> their points
         for i, (lon, lat) in enumerate(zip(lons, lats, strict=True)):
-            if not (type(lon) is float and type(lat) is float and -180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):
-                return self._district_indices_exact(lons, lats)  # other types, or a bad point to name
+            try:
+                check_coordinates(lon, lat)
+            except InvalidCoordinateError:
+                return self._district_indices_exact(lons, lats)  # raises naming the bad point's index
             key = (math.floor(lon * CELLS_PER_DEG), math.floor(lat * CELLS_PER_DEG))
             at = cells.get(key)
             if at is None:
