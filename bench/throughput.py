@@ -329,7 +329,7 @@ def run_throughput(
             rows.append((label, rate, " + ".join(f"{c:.1f}" for c in cpus)))
     if "d" not in measured or "e" not in measured:
         return rows, []
-    found = [Pair(measured["d"], measured["e"], "d, e" if cases.index("d") < cases.index("e") else "e, d")]
+    found = [Pair(measured["d"], measured["e"], "d, e")]  # the table measures the cases in order a-e
     for n in range(1, pairs):
         order = ("e", "d") if n % 2 else ("d", "e")
         rates = {case: workers(case)[0] for case in order}
